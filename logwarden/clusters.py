@@ -1,0 +1,82 @@
+"""Start or connect to the Dask and Ray clusters logwarden runs on."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DaskConnection:
+    """A Dask client, on a LocalCluster it owns or on an existing scheduler."""
+
+    client: object
+    cluster: object | None = None
+
+    @classmethod
+    def open(cls, scheduler: str | None, workers: int, dashboard_port: int | None, host: str) -> "DaskConnection":
+        """Connect to ``scheduler``, or start a LocalCluster of ``workers`` single-threaded processes."""
+        from distributed import Client, LocalCluster
+
+        # distributed sets its own loggers to INFO; follow the level logwarden runs at.
+        logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
+        if scheduler:
+            return cls(Client(scheduler, timeout="30s"))
+        dashboard = f"{host}:{dashboard_port}" if dashboard_port is not None else None
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=host,
+                               dashboard_address=dashboard, silence_logs=logging.WARNING)
+        return cls(Client(cluster), cluster)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard URL, when it has one."""
+        try:
+            return self.client.dashboard_link
+        except Exception:
+            return None
+
+    def close(self) -> None:
+        """Close the client, and the cluster if this connection started it."""
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+@dataclass
+class RayConnection:
+    """A Ray driver connection: to a local Ray it starts, or to an existing cluster."""
+
+    address: str | None
+    dashboard_url: str | None = None
+    temp_dir: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, address: str | None, dashboard_port: int | None, host: str, num_cpus: int) -> "RayConnection":
+        """Connect to ``address`` (``HOST:6379``), or start a local Ray bound to ``host``."""
+        import ray
+
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            return cls(address)
+        temp_dir = tempfile.mkdtemp(prefix="lw-ray-")
+        context = ray.init(num_cpus=num_cpus, include_dashboard=dashboard_port is not None,
+                           dashboard_host=host, dashboard_port=dashboard_port or 8265,
+                           _node_ip_address=host, _temp_dir=temp_dir, logging_level=logging.WARNING,
+                           log_to_driver=False)
+        url = context.dashboard_url
+        return cls(None, f"http://{url}" if url else None, temp_dir)
+
+    def close(self) -> None:
+        """Disconnect (and stop the local Ray, if this connection started it)."""
+        import ray
+
+        ray.shutdown()
+        if self.temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -1,0 +1,41 @@
+"""The logwarden configuration file (``--config FILE``): one section per layer, validated on load."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collector.config import CollectorConfig
+from logwarden.common.yamlconf import ConfigError, load_yaml
+
+SECTIONS = ("collector", "processing", "monitoring", "alerting", "storage")
+
+
+@dataclass
+class Settings:
+    """Everything a config file can set; absent sections take the embedded defaults."""
+
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    raw: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Read ``path`` (or the embedded defaults when None); errors name the file and line."""
+    if path is None:
+        return Settings()
+    doc = load_yaml(path)
+    data = doc.data or {}
+    if not isinstance(data, dict):
+        raise doc.error([], "a config file must be a mapping of sections")
+    for key in data:
+        if key not in SECTIONS:
+            raise doc.error([key], f"unknown section '{key}' (expected one of: {', '.join(SECTIONS)})")
+    try:
+        collector = CollectorConfig.from_dict(data.get("collector"))
+    except (TypeError, ValueError) as exc:
+        raise doc.error(["collector"], f"section 'collector': {exc}") from None
+    return Settings(collector=collector, raw=data, source=str(path))
+
+
+__all__ = ["ConfigError", "Settings", "load_settings"]

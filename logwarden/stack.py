@@ -1,0 +1,174 @@
+"""``logwarden up``: the whole system in one command.
+
+collector (child process) → spool → SpoolProcessor (Dask task per batch) → lake
+                                     └→ DetectorPool (Ray actors) → AlertRouter → console, outbox
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from alerting import AlertRouter, ConsoleNotifier, Outbox
+from logwarden.clusters import DaskConnection, RayConnection
+from logwarden.common.paths import DataDir
+from logwarden.common.records import ANOMALY_SCHEMA_PATH
+from logwarden.common.yamlconf import ConfigError
+from logwarden.demo import DemoTraffic
+from logwarden.rules_watch import RulesWatcher
+from logwarden.settings import Settings
+from logwarden.supervisor import CollectorProcess
+from monitoring import RulesFile, load_rules
+from processing.batch import BatchOutput
+from processing.pipeline import SpoolProcessor
+
+log = logging.getLogger(__name__)
+US = 1_000_000
+
+
+@dataclass
+class StackOptions:
+    """What ``logwarden up`` was asked for."""
+
+    data_dir: Path
+    settings: Settings
+    config_path: str | None = None
+    rules_path: Path = ANOMALY_SCHEMA_PATH
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    tcp_port: int = 5170
+    dask_scheduler: str | None = None
+    dask_workers: int = 2
+    dask_dashboard_port: int | None = 8787
+    ray_address: str | None = None
+    ray_dashboard_port: int | None = 8265
+    demo: bool = False
+    demo_speed: float = 10.0
+    demo_incidents: bool = True
+    idle_advance_after: float = 5.0
+
+
+class Stack:
+    """Starts, runs and stops every part of logwarden."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.paths = DataDir.at(options.data_dir).create()
+        self.rules: RulesFile = load_rules(options.rules_path)
+        self.collector: CollectorProcess | None = None
+        self.dask: DaskConnection | None = None
+        self.ray: RayConnection | None = None
+        self.pool = None
+        self.router: AlertRouter | None = None
+        self.processor: SpoolProcessor | None = None
+        self.watcher: RulesWatcher | None = None
+        self.demo: DemoTraffic | None = None
+        self._max_event_us: int | None = None
+        self._last_batch_at = time.monotonic()
+        self._event_lock = threading.Lock()
+
+    # start --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every part; on failure, stop what was started and re-raise."""
+        try:
+            self._start_parts()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_parts(self) -> None:
+        from monitoring.actors import DetectorPool
+
+        opts = self.options
+        self.collector = CollectorProcess(self.paths.root, opts.host, opts.http_port, opts.tcp_port,
+                                          opts.config_path, self.paths.run / "collector.log")
+        self.collector.start()
+        self.dask = DaskConnection.open(opts.dask_scheduler, opts.dask_workers, opts.dask_dashboard_port, opts.host)
+        self.ray = RayConnection.open(opts.ray_address, opts.ray_dashboard_port, opts.host, num_cpus=2)
+        self.pool = DetectorPool(self.rules)
+        self.router = AlertRouter(self.rules.routing, Outbox(self.paths.alerts / "outbox.jsonl"), ConsoleNotifier())
+        self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch,
+                                        max_in_flight=2 * max(1, len(self.dask.client.nthreads())))
+        self.processor.start()
+        self.watcher = RulesWatcher(Path(opts.rules_path), self._reload_rules)
+        self.watcher.start()
+        if opts.demo:
+            self.demo = DemoTraffic(f"http://{opts.host}:{opts.http_port}/v1/logs", (opts.host, opts.tcp_port),
+                                    speed=opts.demo_speed, incidents=opts.demo_incidents)
+            self.demo.start()
+
+    def urls(self) -> dict[str, str]:
+        """Where to look: collector endpoints, dashboards, the outbox."""
+        opts = self.options
+        return {
+            "collector (HTTP)": f"http://{opts.host}:{opts.http_port}/v1/logs",
+            "collector (TCP NDJSON)": f"{opts.host}:{opts.tcp_port}",
+            "collector metrics": f"http://{opts.host}:{opts.http_port}/metrics",
+            "Dask dashboard": (self.dask.dashboard_link if self.dask else None) or "(none)",
+            "Ray dashboard": (self.ray.dashboard_url if self.ray and self.ray.dashboard_url else
+                              f"(cluster at {opts.ray_address})" if opts.ray_address else "(none)"),
+            "alerts": f"console and {self.paths.alerts / 'outbox.jsonl'}",
+            "data": str(self.paths.root),
+        }
+
+    # the running system -------------------------------------------------------------------
+    def _on_batch(self, output: BatchOutput) -> None:
+        anomalies = self.pool.process(output.batch_id, output.records)
+        self.router.dispatch(anomalies)
+        if output.num_records:
+            newest = output.records["timestamp"][-1].value  # sorted by event time in processing
+            with self._event_lock:
+                self._max_event_us = max(self._max_event_us or newest, newest)
+                self._last_batch_at = time.monotonic()
+
+    def _reload_rules(self) -> None:
+        try:
+            rules = load_rules(self.options.rules_path)
+        except ConfigError as exc:
+            log.error("rules file refused, the running rules go on: %s", exc)
+            print(f"rules file refused, the running rules go on: {exc}", flush=True)
+            return
+        changes = self.pool.reload(rules)
+        self.rules = rules
+        self.router.routing = rules.routing
+        log.info("rules reloaded: %s", {k: v for k, v in changes.items() if v})
+        print(f"rules reloaded: {', '.join(f'{k} {v}' for k, v in changes.items() if v and k != 'kept')}",
+              flush=True)
+
+    def tick(self) -> None:
+        """Once a second: keep the collector up, and move event time on when sources are idle."""
+        self.collector.ensure_running()
+        with self._event_lock:
+            idle = time.monotonic() - self._last_batch_at
+            newest = self._max_event_us
+        if newest is not None and idle >= self.options.idle_advance_after:
+            self.router.dispatch(self.pool.advance(newest + int(idle * US)))
+
+    def run(self, duration: float | None, stop: threading.Event) -> None:
+        """Tick until ``stop`` is set or ``duration`` seconds have passed."""
+        deadline = None if duration is None else time.monotonic() + duration
+        while not stop.wait(1.0):
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            self.tick()
+
+    # stop ---------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop sources first, drain the spool, then the clusters; safe to call twice."""
+        if self.demo:
+            self.demo.stop()
+        if self.collector:
+            self.collector.stop()
+        if self.watcher:
+            self.watcher.stop()
+        if self.processor:
+            self.processor.stop(drain_timeout=30.0)
+        if self.pool:
+            self.pool.shutdown()
+        if self.ray:
+            self.ray.close()
+        if self.dask:
+            self.dask.close()
+        self.demo = self.collector = self.watcher = self.processor = self.pool = self.ray = self.dask = None

@@ -1,0 +1,69 @@
+"""Run the collector as a child process: start it, wait until it answers, restart it if it dies, stop it."""
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class CollectorProcess:
+    """``logwarden collector`` as a supervised child process."""
+
+    def __init__(self, data_dir: Path, host: str, http_port: int, tcp_port: int, config: str | None,
+                 log_path: Path) -> None:
+        self.command = [sys.executable, "-m", "logwarden", "collector", "--data-dir", str(data_dir),
+                        "--host", host, "--http-port", str(http_port), "--tcp-port", str(tcp_port)]
+        if config:
+            self.command += ["--config", config]
+        self.health_url = f"http://{host}:{http_port}/health"
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the collector and wait until ``/health`` answers."""
+        log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.command, stdout=log_file, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+        log_file.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"collector exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                if requests.get(self.health_url, timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"collector did not answer {self.health_url} within {timeout:.0f}s")
+
+    def alive(self) -> bool:
+        """Whether the child is running."""
+        return self.process is not None and self.process.poll() is None
+
+    def ensure_running(self) -> None:
+        """Restart the collector if it died (its write-ahead log recovers what it acknowledged)."""
+        if self.process is not None and not self.alive():
+            log.error("collector exited with %s; restarting", self.process.returncode)
+            self.restarts += 1
+            self.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (the collector flushes its open batch), then SIGKILL after ``timeout``."""
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("collector did not stop within %.0fs; killing it", timeout)
+            self.process.kill()
+            self.process.wait()

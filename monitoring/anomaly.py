@@ -1,0 +1,58 @@
+"""The anomaly: what a detector hands to alerting."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+FIRING = "firing"
+RESOLVED = "resolved"
+
+
+def iso_us(micros: int | None) -> str | None:
+    """RFC 3339 UTC text of epoch microseconds."""
+    if micros is None:
+        return None
+    return datetime.fromtimestamp(micros / 1_000_000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Anomaly:
+    """One firing (or resolved) condition of one rule for one key, in event time."""
+
+    rule: str
+    kind: str
+    severity: str
+    key: str
+    window_start: str
+    window_end: str
+    value: float
+    threshold: str
+    status: str = FIRING
+    first_event: str | None = None
+    last_event: str | None = None
+    samples: list[str] = field(default_factory=list)
+    action: str = ""
+    description: str = ""
+    channels: list[str] = field(default_factory=list)
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            text = f"{self.rule}|{self.key}|{self.window_end}|{self.status}"
+            self.id = hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    @property
+    def dedup_key(self) -> str:
+        """Identifies the incident across its firing and resolved events (rule + key)."""
+        return f"{self.rule}:{self.key}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for Ray, JSON and the outbox."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Anomaly":
+        """The inverse of ``to_dict``."""
+        return cls(**data)

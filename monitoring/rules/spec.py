@@ -1,0 +1,166 @@
+"""Load and validate a rules file (``schemas/anomaly_schema.yaml``) into rule specifications.
+
+A bad file is refused as a whole with a ConfigError naming the line, the rule and the field.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+
+from logwarden.common.durations import parse_duration
+from logwarden.common.yamlconf import ConfigError, YamlDocument, load_yaml, parse_yaml
+from monitoring.rules.filters import check_regex
+from monitoring.rules.spec_schema import RULES_FILE, SEVERITIES
+
+DEFAULT_ROUTING = {"CRITICAL": ["pagerduty"], "HIGH": ["slack"], "MEDIUM": ["email"], "LOW": ["dashboard"]}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A comparison such as ``> 100``."""
+
+    op: str
+    value: float
+
+    def __str__(self) -> str:
+        value = int(self.value) if float(self.value).is_integer() else self.value
+        return f"{self.op} {value}"
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One detector, as declared in the rules file (durations in seconds)."""
+
+    name: str
+    kind: str
+    severity: str
+    threshold: Threshold
+    filter: Any = None
+    group_by: tuple[str, ...] = ()
+    window: float = 0.0
+    field: str | None = None
+    forget_after: float = 86400.0
+    realert: float = 300.0
+    allowed_lateness: float = 60.0
+    channels: tuple[str, ...] = ()
+    action: str = ""
+    description: str = ""
+    enabled: bool = True
+    source: dict = dc_field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the declaration: equal fingerprints mean the rule did not change."""
+        return hashlib.sha256(orjson.dumps(self.source, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RulesFile:
+    """The rules and the routing of a rules file."""
+
+    rules: tuple[RuleSpec, ...]
+    routing: dict[str, list[str]]
+    source: str
+
+    def by_name(self) -> dict[str, RuleSpec]:
+        """The enabled rules by name."""
+        return {rule.name: rule for rule in self.rules if rule.enabled}
+
+
+def _schema_error(doc: YamlDocument, error: jsonschema.ValidationError) -> ConfigError:
+    path = list(error.absolute_path)
+    rule = _rule_label(doc, path)
+    field_path = ".".join(str(p) for p in path[2:]) if rule else ".".join(str(p) for p in path)
+    where = f"rule {rule}: " if rule else ""
+    what = f"field '{field_path}': " if field_path else ""
+    return doc.error(path, f"{where}{what}{error.message}")
+
+
+def _rule_label(doc: YamlDocument, path: list) -> str:
+    if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+        rules = doc.data.get("rules") or []
+        name = rules[path[1]].get("name") if path[1] < len(rules) and isinstance(rules[path[1]], dict) else None
+        return f"'{name}'" if name else f"#{path[1] + 1}"
+    return ""
+
+
+def _check_regexes(doc: YamlDocument, node: Any, path: list) -> None:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_regexes(doc, item, path + [i])
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "regex":
+                try:
+                    re.compile(value)
+                    check_regex(value)
+                except (re.error, ValueError) as exc:
+                    label = _rule_label(doc, path)
+                    raise doc.error(path + [key], f"rule {label}: field 'regex': invalid regular expression: {exc}")
+            else:
+                _check_regexes(doc, value, path + [key])
+
+
+def _duration(doc: YamlDocument, value: Any, path: list, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise doc.error(path, f"rule {_rule_label(doc, path)}: field '{path[-1]}': {exc}") from None
+
+
+def _rule(doc: YamlDocument, index: int, raw: dict, defaults: dict) -> RuleSpec:
+    path = ["rules", index]
+    group_by = raw.get("group_by", ())
+    group_by = (group_by,) if isinstance(group_by, str) else tuple(group_by)
+    return RuleSpec(
+        name=raw["name"], kind=raw["kind"], severity=raw["severity"],
+        threshold=Threshold(raw["threshold"]["op"], float(raw["threshold"]["value"])),
+        filter=raw.get("filter"), group_by=group_by,
+        window=_duration(doc, raw.get("window"), path + ["window"], 0.0),
+        field=raw.get("field"),
+        forget_after=_duration(doc, raw.get("forget_after"), path + ["forget_after"], 86400.0),
+        realert=_duration(doc, raw.get("realert", defaults.get("realert")), path + ["realert"], 300.0),
+        allowed_lateness=_duration(doc, raw.get("allowed_lateness", defaults.get("allowed_lateness")),
+                                   path + ["allowed_lateness"], 60.0),
+        channels=tuple(raw.get("channels", ())), action=raw.get("action", ""),
+        description=raw.get("description", ""), enabled=raw.get("enabled", True),
+        source={**raw, "_defaults": defaults},
+    )
+
+
+def rules_from_document(doc: YamlDocument) -> RulesFile:
+    """Validate a parsed rules document and build its specifications."""
+    if not isinstance(doc.data, dict):
+        raise doc.error([], "a rules file must be a mapping with a 'rules' list")
+    errors = sorted(jsonschema.Draft202012Validator(RULES_FILE).iter_errors(doc.data),
+                    key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))), reverse=True)
+    if errors:
+        raise _schema_error(doc, errors[0])
+    _check_regexes(doc, doc.data.get("rules"), ["rules"])
+    defaults = doc.data.get("defaults") or {}
+    rules = tuple(_rule(doc, i, raw, defaults) for i, raw in enumerate(doc.data["rules"]))
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.name in seen:
+            raise doc.error(["rules", i, "name"], f"rule '{rule.name}': field 'name': duplicate rule name")
+        seen.add(rule.name)
+    routing = {s: list(doc.data.get("routing", {}).get(s, DEFAULT_ROUTING[s])) for s in SEVERITIES}
+    return RulesFile(rules=rules, routing=routing, source=doc.source)
+
+
+def load_rules(path: str | Path) -> RulesFile:
+    """Load and validate the rules file at ``path``."""
+    return rules_from_document(load_yaml(path))
+
+
+def parse_rules(text: str, source: str = "<rules>") -> RulesFile:
+    """Load and validate rules from YAML text."""
+    return rules_from_document(parse_yaml(text, source))

@@ -1,0 +1,108 @@
+"""The Parquet lake: records partitioned by date and service (hive style), committed atomically per batch.
+
+Every batch is written under deterministic file names derived from its batch id, each
+file under a temporary name then renamed, and a commit marker last. A retried batch
+rewrites the same names, so the lake never holds a second copy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from logwarden.common.atomic import write_bytes_atomic, write_parquet_atomic
+
+PARTITION_SAFE = "-._~"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What one batch commit wrote."""
+
+    batch_id: str
+    records: int
+    files: tuple[str, ...]
+
+
+def partition_value(value: str) -> str:
+    """A partition folder value: URL-quoted, as hive-style readers (DuckDB, Arrow) decode it."""
+    return quote(value or "_unknown", safe=PARTITION_SAFE)
+
+
+class Lake:
+    """The lake below one root folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.logs = self.root / "logs"
+        self.aggregates = self.root / "aggregates"
+        self.commits = self.root / "_commits"
+
+    def _marker(self, batch_id: str) -> Path:
+        return self.commits / f"{batch_id}.json"
+
+    def is_committed(self, batch_id: str) -> bool:
+        """Whether batch ``batch_id`` has been committed."""
+        return self._marker(batch_id).exists()
+
+    def committed_batches(self) -> list[str]:
+        """Ids of every committed batch."""
+        return sorted(p.stem for p in self.commits.glob("*.json"))
+
+    def commit_batch(self, batch_id: str, records: pa.Table, aggregates: pa.Table | None = None) -> CommitInfo:
+        """Write a batch's records (and aggregates) into their partitions, then mark it committed."""
+        files = [self._write_records(batch_id, date, service, part) for date, service, part in
+                 _partitions(records)]
+        if aggregates is not None and aggregates.num_rows:
+            files += [self._write_aggregates(batch_id, date, part) for date, part in _by_date(aggregates, "bucket")]
+        info = CommitInfo(batch_id, records.num_rows, tuple(files))
+        self.commits.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(orjson.dumps({"batch_id": batch_id, "records": info.records, "files": files}),
+                           self._marker(batch_id))
+        return info
+
+    def _write_records(self, batch_id: str, date: str, service: str, part: pa.Table) -> str:
+        folder = self.logs / f"date={date}" / f"service={partition_value(service)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{batch_id}.parquet"
+        write_parquet_atomic(part, path)
+        return str(path.relative_to(self.root))
+
+    def _write_aggregates(self, batch_id: str, date: str, part: pa.Table) -> str:
+        folder = self.aggregates / f"date={date}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{batch_id}.parquet"
+        write_parquet_atomic(part, path)
+        return str(path.relative_to(self.root))
+
+    def logs_glob(self) -> str:
+        """The glob DuckDB reads the records from."""
+        return str(self.logs / "**" / "*.parquet")
+
+    def aggregates_glob(self) -> str:
+        """The glob DuckDB reads the aggregates from."""
+        return str(self.aggregates / "**" / "*.parquet")
+
+
+def _date_strings(table: pa.Table, column: str) -> pa.Array:
+    return pc.strftime(table[column], format="%Y-%m-%d")
+
+
+def _by_date(table: pa.Table, column: str):
+    dates = _date_strings(table, column)
+    for date in pc.unique(dates).to_pylist():
+        yield date, table.filter(pc.equal(dates, date))
+
+
+def _partitions(records: pa.Table):
+    """(date, service, rows) for every partition the batch touches."""
+    dates = _date_strings(records, "timestamp")
+    keyed = records.append_column("__date", dates)
+    pairs = keyed.group_by(["__date", "service"]).aggregate([]).to_pylist()
+    for pair in pairs:
+        mask = pc.and_(pc.equal(dates, pair["__date"]), pc.equal(records["service"], pair["service"]))
+        yield pair["__date"], pair["service"], records.filter(mask)
