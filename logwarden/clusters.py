@@ -10,6 +10,22 @@ from dataclasses import dataclass, field
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
+
+def _use_token_auth_when_available() -> None:
+    """Ray reads this at import, so it runs before Ray is imported.
+
+    ``ray start --head`` turns token authentication on (Ray >= 2.59) and keeps the token in
+    ~/.ray/auth_token; a driver connecting by address must then ask for token mode itself.
+    A cluster without authentication accepts a token-mode driver too."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or \
+            os.path.exists(os.path.expanduser("~/.ray/auth_token")):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+_use_token_auth_when_available()
+
 log = logging.getLogger(__name__)
 
 
@@ -80,3 +96,4 @@ class RayConnection:
         ray.shutdown()
         if self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+

@@ -1,0 +1,122 @@
+"""Helpers shared by the format parsers: decoding, field picking, error records."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from .record import ParsedRecord
+
+#: Records larger than this are not parsed structurally: they become truncated text records.
+MAX_RECORD_BYTES = 1 << 20
+#: Longest message kept on a record.
+MAX_MESSAGE_CHARS = 64 * 1024
+
+BOM = b"\xef\xbb\xbf"
+
+
+def decode(data: bytes | str) -> tuple[str, bool]:
+    """Decode bytes as UTF-8; on invalid UTF-8 fall back to replacement chars and say so."""
+    if isinstance(data, str):
+        return data, False
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace"), True
+
+
+def to_bytes(data: bytes | str) -> bytes:
+    """Encode text as UTF-8 (lone surrogates escaped) or return bytes unchanged."""
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogatepass")
+    return data
+
+
+def pick(obj: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    """Return the first ``(key, value)`` of ``keys`` present in ``obj`` (dotted keys descend)."""
+    for key in keys:
+        if key in obj:
+            value = obj[key]
+            if value is not None and value != "":
+                return key, value
+        elif "." in key:
+            value = dig(obj, key)
+            if value is not None and value != "":
+                return key, value
+    return None, None
+
+
+def dig(obj: Mapping[str, Any], dotted: str) -> Any:
+    """Follow a dotted path (``log.level``) through nested dicts; None when absent."""
+    current: Any = obj
+    for part in dotted.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def drop(obj: dict[str, Any], key: str | None) -> None:
+    """Remove a (possibly dotted) key picked by :func:`pick` from ``obj``; keep emptied parents."""
+    if key is None:
+        return
+    if key in obj:
+        del obj[key]
+        return
+    parts = key.split(".")
+    parent: Any = obj
+    for part in parts[:-1]:
+        parent = parent.get(part) if isinstance(parent, dict) else None
+    if isinstance(parent, dict):
+        parent.pop(parts[-1], None)
+
+
+def as_str(value: Any) -> str | None:
+    """Render a scalar as a string (None stays None, ``-`` and empty become None)."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value)
+    return None if text in ("", "-") else text
+
+
+def as_float(value: Any) -> float | None:
+    """A non-negative float from a number or numeric string, else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 and number == number and number != float("inf") else None
+
+
+def as_int(value: Any) -> int | None:
+    """An int from an int or digit string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def clip(message: str) -> str:
+    """Truncate a message to :data:`MAX_MESSAGE_CHARS`."""
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS]
+
+
+def error_record(data: bytes | str | Mapping[str, Any], reason: str) -> ParsedRecord:
+    """A ``text`` record carrying the raw input as message and ``reason`` as parse_error."""
+    if isinstance(data, Mapping):
+        try:
+            text = orjson.dumps(data, default=str).decode()
+        except TypeError:
+            text = repr(data)
+        invalid = False
+    else:
+        text, invalid = decode(data)
+    attributes: dict[str, Any] = {"invalid_utf8": True} if invalid else {}
+    return ParsedRecord(format="text", message=clip(text.replace("\x00", "\\x00")),
+                        attributes=attributes, parse_error=reason)

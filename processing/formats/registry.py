@@ -1,0 +1,48 @@
+"""The registry of format parsers: name -> (sniff, parse)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from . import (access_log, cef, cloudtrail, json_app, leef, logfmt, panos, syslog3164, syslog5424,
+               text, windows_event)
+from .record import ParsedRecord
+
+
+class Parser(NamedTuple):
+    """A registered format: ``sniff(bytes) -> confidence`` and ``parse(record) -> ParsedRecord``."""
+
+    name: str
+    sniff: Callable[[bytes], float]
+    parse: Callable[..., ParsedRecord]
+
+
+_PARSERS: dict[str, Parser] = {}
+
+
+def register(parser: Parser) -> None:
+    """Add or replace a parser (e.g. a :class:`~.text.TextParser` with custom header patterns)."""
+    _PARSERS[parser.name] = parser
+
+
+def get(name: str) -> Parser:
+    """The parser registered under ``name``; ValueError names the known formats otherwise."""
+    try:
+        return _PARSERS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}; known: {', '.join(_PARSERS)}") from None
+
+
+def names() -> list[str]:
+    """Registered format names, in registration order."""
+    return list(_PARSERS)
+
+
+def _module_parser(module: Any) -> Parser:
+    """Wrap a format module exposing NAME, sniff and parse."""
+    return Parser(module.NAME, module.sniff, module.parse)
+
+
+for _module in (json_app, logfmt, syslog3164, syslog5424, windows_event, cloudtrail, panos, cef,
+                leef, access_log, text):
+    register(_module_parser(_module))

@@ -1,0 +1,93 @@
+"""Consistent mining with many workers: match in parallel against a snapshot, learn in one place.
+
+Per batch: the coordinator broadcasts ``miner.snapshot()``; every worker runs
+:func:`match_partition` on its partition (read-only); the coordinator then
+learns the unmatched messages in partition order with its single miner and
+folds the workers' usage counts in. Ids therefore only ever come from one
+learner, in a deterministic order (see ``docs/templates.md``).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+
+from processing.templates.miner import TemplateMiner
+from processing.templates.model import TemplateMatch
+
+logger = logging.getLogger(__name__)
+
+Mapper = Callable[[Callable[[Sequence[str]], list], Iterable[Sequence[str]]], Iterable[list]]
+
+_WORKER_MINERS: "OrderedDict[bytes, TemplateMiner]" = OrderedDict()
+_WORKER_CACHE_SIZE = 2
+
+
+def match_partition(snapshot: bytes, messages: Sequence[str]) -> list[TemplateMatch | None]:
+    """Worker side: match ``messages`` against a broadcast snapshot without learning.
+
+    The deserialised miner is kept per process for the last couple of
+    snapshots, so consecutive partitions of a batch reuse it (and its caches).
+    """
+    return _miner_for(snapshot).match_batch(messages)
+
+
+def _miner_for(snapshot: bytes) -> TemplateMiner:
+    key = hashlib.blake2b(snapshot, digest_size=16).digest()
+    miner = _WORKER_MINERS.get(key)
+    if miner is None:
+        miner = TemplateMiner.from_snapshot(snapshot)
+        _WORKER_MINERS[key] = miner
+        while len(_WORKER_MINERS) > _WORKER_CACHE_SIZE:
+            _WORKER_MINERS.popitem(last=False)
+    else:
+        _WORKER_MINERS.move_to_end(key)
+    return miner
+
+
+class BatchCoordinator:
+    """The single learner of a multi-worker deployment."""
+
+    def __init__(self, miner: TemplateMiner) -> None:
+        self.miner = miner
+
+    def snapshot(self) -> bytes:
+        """The state to broadcast to workers for the next batch."""
+        return self.miner.snapshot()
+
+    def complete(
+        self,
+        partitions: Sequence[Sequence[str]],
+        matched: Sequence[Sequence[TemplateMatch | None]],
+        timestamps: Sequence[Sequence[float | None]] | None = None,
+    ) -> list[list[TemplateMatch]]:
+        """Learn what workers could not match (in partition order) and fold their usage in."""
+        if len(partitions) != len(matched):
+            raise ValueError("one match list per partition is required")
+        results: list[list[TemplateMatch]] = []
+        learned = 0
+        for index, (messages, matches) in enumerate(zip(partitions, matched)):
+            stamps = timestamps[index] if timestamps is not None else None
+            self.miner.merge_usage(TemplateMiner.usage_of(matches, stamps))
+            row: list[TemplateMatch] = []
+            for position, (message, match) in enumerate(zip(messages, matches)):
+                if match is None:
+                    match = self.miner.add(message, stamps[position] if stamps is not None else None)
+                    learned += 1
+                row.append(match)
+            results.append(row)
+        logger.debug("batch: %d partitions, %d messages learned centrally", len(partitions), learned)
+        return results
+
+    def run_batch(
+        self,
+        partitions: Sequence[Sequence[str]],
+        mapper: Mapper = map,
+        timestamps: Sequence[Sequence[float | None]] | None = None,
+    ) -> list[list[TemplateMatch]]:
+        """One full cycle; ``mapper`` runs :func:`match_partition` per partition (``map``, a pool, Dask)."""
+        worker = partial(match_partition, self.snapshot())
+        matched = [list(result) for result in mapper(worker, partitions)]
+        return self.complete(partitions, matched, timestamps)

@@ -1,0 +1,229 @@
+"""Real processes for end-to-end tests: a Ray head, a Dask scheduler and worker, and ``logwarden up``."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import psutil
+import requests
+
+BIN = Path(sys.executable).parent
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def kill_tree(processes: list[psutil.Process], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL what is left."""
+    for proc in processes:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=timeout)
+
+
+def processes_mentioning(text: str) -> list[psutil.Process]:
+    """Processes whose command line contains ``text``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(text in part for part in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+class RayHead:
+    """``ray start --head`` on 127.0.0.1 with a fresh temp dir; ``stop`` kills exactly its processes."""
+
+    def __init__(self, temp_dir: Path) -> None:
+        self.temp_dir = temp_dir
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        token_path = temp_dir / "auth_token"
+        token_path.write_text(secrets.token_hex(32))
+        # Token authentication, with a token of this session only (not ~/.ray/auth_token).
+        self.env = {**RAY_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+
+    def start(self) -> "RayHead":
+        """Start the head and wait until it is up."""
+        command = [str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
+                   "--dashboard-host", "127.0.0.1", "--include-dashboard", "false", "--num-cpus", "2",
+                   "--object-store-memory", str(300 * 1024 * 1024), "--temp-dir", str(self.temp_dir),
+                   "--disable-usage-stats"]
+        subprocess.run(command, check=True, env={**os.environ, **self.env}, capture_output=True, timeout=120)
+        return self
+
+    def stop(self) -> None:
+        """Kill every process of this head (and nothing else), then remove its temp dir."""
+        kill_tree(processes_mentioning(str(self.temp_dir)))
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+class DaskPair:
+    """``dask scheduler`` plus one ``dask worker``, on 127.0.0.1."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> "DaskPair":
+        """Start both and wait until the worker has registered."""
+        self._spawn("scheduler", [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+                                  "--dashboard-address", "127.0.0.1:0"])
+        self._spawn("worker", [str(BIN / "dask"), "worker", self.address, "--host", "127.0.0.1", "--nworkers", "1",
+                               "--nthreads", "1", "--no-dashboard", "--memory-limit", "2GiB"])
+        from distributed import Client
+
+        with Client(self.address, timeout="60s") as client:
+            client.wait_for_workers(1, timeout=60)
+        return self
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        log = open(self.log_dir / f"dask-{name}.log", "wb")
+        self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, start_new_session=True))
+
+    def stop(self) -> None:
+        """Stop the worker, then the scheduler, with their children."""
+        procs = []
+        for popen in reversed(self.processes):
+            try:
+                parent = psutil.Process(popen.pid)
+                procs += parent.children(recursive=True) + [parent]
+            except psutil.NoSuchProcess:
+                pass
+        kill_tree(procs)
+
+
+class StackProcess:
+    """``logwarden up`` as a child process, with the helpers a test needs to look at it."""
+
+    def __init__(self, data_dir: Path, ray: "RayHead | None", extra: list[str] = ()) -> None:
+        self.data_dir = data_dir
+        self.env = {**os.environ, **RAY_ENV, **(ray.env if ray else {})}
+        self.http_port, self.tcp_port = free_port(), free_port()
+        self.command = [sys.executable, "-m", "logwarden", "up", "--data-dir", str(data_dir), "--no-dashboards",
+                        "--http-port", str(self.http_port), "--tcp-port", str(self.tcp_port), *extra]
+        if ray:
+            self.command += ["--ray-address", ray.address]
+        self.log_path = data_dir.parent / f"{data_dir.name}-up.log"
+        self.popen: subprocess.Popen | None = None
+        self.descendants: dict[int, psutil.Process] = {}
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 120.0) -> "StackProcess":
+        """Start and wait for the 'logwarden is up' line."""
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"logwarden up exited {self.popen.returncode}:\n{self.output()}")
+            if "logwarden is up" in self.output():
+                self.record_descendants()
+                return self
+            time.sleep(0.2)
+        raise AssertionError(f"logwarden up did not come up in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def record_descendants(self) -> None:
+        """Remember every process started under this one (to check none is left behind)."""
+        try:
+            for proc in psutil.Process(self.popen.pid).children(recursive=True):
+                self.descendants[proc.pid] = proc
+        except psutil.NoSuchProcess:
+            pass
+
+    def outbox(self) -> list[dict]:
+        path = self.data_dir / "alerts" / "outbox.jsonl"
+        if not path.exists():
+            return []
+        return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+    def wait_for(self, predicate, timeout: float, what: str, interval: float = 0.5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.record_descendants()
+            result = predicate()
+            if result:
+                return result
+            if self.popen.poll() is not None:
+                raise AssertionError(f"logwarden up exited while waiting for {what}:\n{self.output()[-5000:]}")
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{self.output()[-5000:]}")
+
+    def post(self, body: bytes, content_type: str = "application/x-ndjson") -> dict:
+        response = requests.post(f"{self.http_url}/v1/logs", data=body, headers={"Content-Type": content_type},
+                                 timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def accepted(self, protocol: str) -> float:
+        """Records the collector reports accepted over ``protocol`` (from /metrics)."""
+        text = requests.get(f"{self.http_url}/metrics", timeout=10).text
+        prefix = f'logwarden_collector_records_accepted_total{{protocol="{protocol}"}} '
+        return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+
+    def send_tcp(self, lines: list[bytes]) -> None:
+        with socket.create_connection(("127.0.0.1", self.tcp_port), timeout=30) as sock:
+            sock.sendall(b"".join(line + b"\n" for line in lines))
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 90.0) -> int:
+        """Signal it as Ctrl-C would and wait; returns the exit status."""
+        if self.popen is None or self.popen.poll() is not None:
+            return self.popen.returncode if self.popen else 0
+        self.record_descendants()
+        self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"logwarden up did not stop within {timeout}s:\n{self.output()[-5000:]}")
+
+    def kill(self) -> None:
+        procs = list(self.descendants.values())
+        if self.popen and self.popen.poll() is None:
+            procs.append(psutil.Process(self.popen.pid))
+        kill_tree(procs, timeout=5)
+
+    def stray_processes(self) -> list[str]:
+        """Descendants still running after the stack stopped."""
+        alive = []
+        for proc in self.descendants.values():
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+            except psutil.NoSuchProcess:
+                continue
+        return alive

@@ -1,0 +1,126 @@
+"""End to end: logs in over HTTP and TCP, alerts out, through every layer, on real Dask and Ray processes."""
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from storage import Lake, query
+from tests.e2e.cluster import StackProcess
+from tests.e2e.traffic import incident_records, ndjson, normal_records, time_chunks
+
+pytestmark = pytest.mark.cluster
+SEED_RULES = {"error_spike", "service_down", "slow_response", "suspicious_user", "db_connection_failure"}
+EXPECTED_KEYS = {
+    ("error_spike", "HIGH", "payment-service", "slack"),
+    ("service_down", "CRITICAL", "inventory-service", "pagerduty"),
+    ("slow_response", "MEDIUM", "api-gateway", "email"),
+    ("suspicious_user", "MEDIUM", "u-666", "email"),
+    ("db_connection_failure", "CRITICAL", "orders-service", "pagerduty"),
+}
+
+
+def lake_count(stack: StackProcess) -> int:
+    rows = query(Lake(stack.data_dir / "lake"), "SELECT count(DISTINCT record_id) FROM logs")
+    return rows[0][0] if rows else 0
+
+
+def send_incidents(stack: StackProcess) -> int:
+    """In event-time order, as live services would: 20-second slices rotating over HTTP NDJSON, an HTTP
+    JSON array and TCP NDJSON; returns how many records were sent."""
+    records = incident_records()
+    for n, chunk in enumerate(time_chunks(records)):
+        if n % 3 == 0:
+            assert stack.post(ndjson(chunk))["accepted"] == len(chunk)
+        elif n % 3 == 1:
+            assert stack.post(orjson.dumps(chunk), "application/json")["accepted"] == len(chunk)
+        else:
+            stack.send_tcp([orjson.dumps(r) for r in chunk])
+            stack.wait_for(lambda: stack.accepted("tcp") >= sum(map(len, time_chunks(records)[2:n + 1:3])),
+                           timeout=30, what="the TCP slice to be acknowledged", interval=0.05)
+    return len(records)
+
+
+def assert_all_five_alerts(stack: StackProcess) -> None:
+    def firing():
+        return {(a["rule"], a["severity"], a["key"], a["channel"]) for a in stack.outbox() if a["status"] == "firing"}
+
+    stack.wait_for(lambda: firing() >= EXPECTED_KEYS, timeout=90, what="an alert of each of the five rules")
+    assert firing() == EXPECTED_KEYS  # and nothing else fired
+    for alert in stack.outbox():
+        assert {"rule", "severity", "key", "window_start", "window_end", "value", "channel"} <= alert.keys()
+
+
+def run_incidents(stack: StackProcess) -> None:
+    sent = send_incidents(stack)
+    assert_all_five_alerts(stack)
+    stack.wait_for(lambda: lake_count(stack) == sent, timeout=60, what=f"{sent} records in the lake")
+    lake = Lake(stack.data_dir / "lake")
+    services = {s for (s,) in query(lake, "SELECT DISTINCT service FROM logs")}
+    assert services == {"api-gateway", "auth-service", "inventory-service", "payment-service", "orders-service"}
+    assert stack.accepted("tcp") > 0 and stack.accepted("http") > 0
+    assert query(lake, "SELECT count(*) FROM logs WHERE user_id = 'u-666' AND level = 'ERROR'") == [(50,)]
+
+
+def test_http_and_tcp_logs_fire_all_five_rules_on_local_dask(tmp_path, ray_head):
+    stack = StackProcess(tmp_path / "data", ray_head).start()
+    try:
+        run_incidents(stack)
+        assert stack.stop() == 0
+        assert stack.stray_processes() == []
+    finally:
+        stack.kill()
+
+
+def test_cluster_mode_on_dask_scheduler_and_worker(tmp_path, ray_head, dask_pair):
+    stack = StackProcess(tmp_path / "data", ray_head, ["--dask-scheduler", dask_pair.address]).start()
+    try:
+        run_incidents(stack)
+        assert stack.stop() == 0
+    finally:
+        stack.kill()
+
+
+def test_normal_traffic_raises_no_alert(tmp_path, ray_head):
+    stack = StackProcess(tmp_path / "data", ray_head).start()
+    try:
+        records = normal_records()
+        for start in range(0, len(records), 2000):
+            chunk = records[start:start + 2000]
+            assert stack.post(ndjson(chunk))["accepted"] == len(chunk)
+        stack.wait_for(lambda: lake_count(stack) == len(records), timeout=90, what="all records in the lake")
+        assert stack.stop() == 0  # stopping drains the spool through the detectors
+        assert stack.outbox() == []
+    finally:
+        stack.kill()
+
+
+def test_bad_records_are_answered_and_dead_lettered_while_good_ones_flow(tmp_path, ray_head):
+    stack = StackProcess(tmp_path / "data", ray_head).start()
+    try:
+        good = incident_records()[:3]
+        bad_line = b'{"timestamp": "2026-11-22T10:00:00Z", "level": "LOUD", "service": "x", "message": "m"}'
+        body = ndjson(good[:2]) + b"\n" + bad_line + b"\n{not json\n" + ndjson(good[2:])
+        answer = stack.post(body)
+        assert (answer["accepted"], answer["rejected"]) == (3, 2)
+        assert [(e["index"], e["field"]) for e in answer["errors"]] == [(2, "level"), (3, "")]
+        stack.wait_for(lambda: lake_count(stack) == 3, timeout=60, what="the 3 good records in the lake")
+        letters = [orjson.loads(line) for p in (stack.data_dir / "deadletter").glob("*.jsonl")
+                   for line in p.read_bytes().splitlines()]
+        assert sorted(letter["reason"] for letter in letters) == ["malformed", "schema_enum"]
+        assert stack.stop() == 0
+    finally:
+        stack.kill()
+
+
+def test_demo_fires_all_five_and_stops_cleanly(tmp_path, ray_head):
+    stack = StackProcess(tmp_path / "data", ray_head, ["--demo", "--demo-speed", "40"]).start()
+    try:
+        def fired_rules():
+            return {a["rule"] for a in stack.outbox() if a["status"] == "firing"}
+
+        stack.wait_for(lambda: fired_rules() >= SEED_RULES, timeout=120, what="all five demo incidents")
+        assert stack.stop() == 0
+        assert stack.stray_processes() == []
+        assert "logwarden: stopped" in stack.output()
+    finally:
+        stack.kill()
