@@ -1,9 +1,18 @@
-"""Stream mode: watch the spool, run one Dask task per batch, hand each result on, then delete the batch."""
+"""Stream mode: watch the spool, run each batch through Dask in two phases, hand the result on,
+then delete the batch.
+
+Per batch: ``prepare_batch`` on a worker (mask, order, match against the template snapshot) →
+the driver learns the unmatched messages → ``finalize_batch`` on the same worker (template every
+record, aggregate, commit to the lake) → the sink (monitoring) → the spool file is deleted. A
+failure at any step leaves the spool file for a later attempt (with backoff); the lake commit is
+idempotent, and the detectors ignore a batch id they have seen.
+"""
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +20,10 @@ from distributed import Client, Future
 
 from collector.spool import Spool
 from logwarden.common.paths import DataDir
-from processing.batch import BatchOutput, batch_id_of, process_spool_batch
+from processing.batch import BatchOutput, batch_id_of, finalize_batch, prepare_batch
+from processing.masking import MaskingConfig
+from processing.mining import TemplateCoordinator
+from processing.templates import TemplateInfo
 
 log = logging.getLogger(__name__)
 
@@ -19,22 +31,32 @@ BatchSink = Callable[[BatchOutput], None]
 MAX_ATTEMPTS = 5
 
 
-class SpoolProcessor:
-    """Submits spool batches to Dask and delivers their outputs, in a background thread.
+@dataclass
+class InFlight:
+    """A batch between submission and hand-off."""
 
-    A spool file is deleted only after its batch is committed to the lake and the sink
-    (monitoring) has taken its output; a failure leaves the file for the next attempt.
-    """
+    path: Path
+    future: Future
+    phase: str = "prepare"
+    learned: list[TemplateInfo] = field(default_factory=list)
+
+
+class SpoolProcessor:
+    """Submits spool batches to Dask and delivers their outputs, in a background thread."""
 
     def __init__(self, client: Client, paths: DataDir, sink: BatchSink, max_in_flight: int = 4,
-                 poll_interval: float = 0.05) -> None:
+                 poll_interval: float = 0.05, masking: MaskingConfig | None = None) -> None:
         self.client = client
         self.spool = Spool(paths.spool)
         self.lake_root = str(paths.lake)
         self.sink = sink
         self.max_in_flight = max_in_flight
         self.poll_interval = poll_interval
-        self._in_flight: dict[str, tuple[Path, Future]] = {}
+        self.masking = masking
+        self.templates = TemplateCoordinator(paths.lake)
+        self._snapshot_bytes: bytes | None = None
+        self._snapshot_future: Future | None = None
+        self._in_flight: dict[str, InFlight] = {}
         self._failures: dict[str, tuple[int, float]] = {}  # batch id -> (attempts, retry not before)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -55,49 +77,77 @@ class SpoolProcessor:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)
+        self.templates.save()
 
     def pending(self) -> int:
-        """Batches in the spool or in flight."""
+        """Batches in the spool (waiting or in flight)."""
         return self.spool.depth()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self._submit_new()
-                if not self._collect_done():
+                if not self._advance_done():
                     time.sleep(self.poll_interval)
             except Exception as exc:  # keep the loop alive; the batch stays in the spool for a retry
                 self.last_error = repr(exc)
                 log.exception("spool processing failed; retrying")
                 time.sleep(1.0)
 
+    def _snapshot(self) -> Future:
+        snapshot = self.templates.snapshot
+        if snapshot is not self._snapshot_bytes:
+            self._snapshot_future = self.client.scatter(snapshot, broadcast=True, hash=True)
+            self._snapshot_bytes = snapshot
+        return self._snapshot_future
+
     def _submit_new(self) -> None:
+        now = time.monotonic()
         for path in self.spool.batches():
             if len(self._in_flight) >= self.max_in_flight:
                 return
             batch_id = batch_id_of(path)
-            if batch_id in self._in_flight or self._failures.get(batch_id, (0, 0.0))[1] > time.monotonic():
+            if batch_id in self._in_flight or self._failures.get(batch_id, (0, 0.0))[1] > now:
                 continue
-            future = self.client.submit(process_spool_batch, str(path), self.lake_root, key=f"batch-{batch_id}",
-                                        retries=3, pure=False)
-            self._in_flight[batch_id] = (path, future)
+            future = self.client.submit(prepare_batch, str(path), self._snapshot(), self.masking,
+                                        key=f"prepare-{batch_id}-{time.monotonic_ns()}", retries=2)
+            self._in_flight[batch_id] = InFlight(path, future)
 
-    def _collect_done(self) -> bool:
-        done = [(bid, path, fut) for bid, (path, fut) in self._in_flight.items() if fut.done()]
-        for batch_id, path, future in sorted(done):
-            del self._in_flight[batch_id]
-            if future.status != "finished":
-                self._record_failure(batch_id, path, future.exception())
-                future.release()
-                continue
-            self._failures.pop(batch_id, None)
-            output = future.result()
-            future.release()
-            self.sink(output)
-            path.unlink(missing_ok=True)
-            self.batches_done += 1
-            self.records_done += output.num_records
+    def _advance_done(self) -> bool:
+        done = sorted((bid, item) for bid, item in self._in_flight.items() if item.future.done())
+        for batch_id, item in done:
+            if item.future.status != "finished":
+                del self._in_flight[batch_id]
+                self._record_failure(batch_id, item.path, item.future.exception())
+                item.future.release()
+            elif item.phase == "prepare":
+                self._finalize(batch_id, item)
+            else:
+                del self._in_flight[batch_id]
+                self._deliver(item)
         return bool(done)
+
+    def _finalize(self, batch_id: str, item: InFlight) -> None:
+        unmatched = item.future.result()
+        item.learned = self.templates.learn(unmatched)
+        prepared = item.future
+        # Depending on the phase-one future places phase two on the worker that holds its table.
+        item.future = self.client.submit(_finalize_after, prepared, str(item.path), self.lake_root,
+                                         self._snapshot(), unmatched.messages, self.masking,
+                                         key=f"finalize-{batch_id}-{time.monotonic_ns()}", retries=2)
+        item.phase = "finalize"
+        prepared.release()
+
+    def _deliver(self, item: InFlight) -> None:
+        output: BatchOutput = item.future.result()
+        item.future.release()
+        output.new_templates = item.learned
+        self.templates.merge_usage(output.usage)
+        self.sink(output)
+        item.path.unlink(missing_ok=True)
+        self._failures.pop(output.batch_id, None)
+        self.batches_done += 1
+        self.records_done += output.num_records
 
     def _record_failure(self, batch_id: str, path: Path, error: BaseException) -> None:
         attempts = self._failures.get(batch_id, (0, 0.0))[0] + 1
@@ -112,3 +162,9 @@ class SpoolProcessor:
         delay = min(60.0, 2.0 ** attempts)
         self._failures[batch_id] = (attempts, time.monotonic() + delay)
         log.error("batch %s failed (%r); retry %d in %.0fs", batch_id, error, attempts, delay)
+
+
+def _finalize_after(_prepared, spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
+                    masking: MaskingConfig | None) -> BatchOutput:
+    """``finalize_batch``, scheduled after (and next to) its phase-one result."""
+    return finalize_batch(spool_path, lake_root, snapshot, learned, masking)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -192,8 +193,13 @@ class StackProcess:
     def accepted(self, protocol: str) -> float:
         """Records the collector reports accepted over ``protocol`` (from /metrics)."""
         text = requests.get(f"{self.http_url}/metrics", timeout=10).text
-        prefix = f'logwarden_collector_records_accepted_total{{protocol="{protocol}"}} '
-        return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("logwarden_collector_records_accepted_total{"):
+                labels, _, value = line.rpartition(" ")
+                if re.search(f'protocol="[^"]*{protocol}[^"]*"', labels):
+                    total += float(value)
+        return total
 
     def send_tcp(self, lines: list[bytes]) -> None:
         with socket.create_connection(("127.0.0.1", self.tcp_port), timeout=30) as sock:
