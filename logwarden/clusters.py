@@ -45,7 +45,8 @@ class DaskConnection:
         logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
         if scheduler:
             return cls(Client(scheduler, timeout="30s"))
-        dashboard = f"{host}:{dashboard_port}" if dashboard_port is not None else None
+        # The scheduler always serves HTTP (health, metrics); without a dashboard port, any free port.
+        dashboard = f"{host}:{dashboard_port if dashboard_port is not None else 0}"
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=host,
                                dashboard_address=dashboard, silence_logs=logging.WARNING)
         return cls(Client(cluster), cluster)

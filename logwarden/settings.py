@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerting.config import AlertingConfigError, parse_alerting
 from collector.config import CollectorConfig
 from logwarden.common.yamlconf import ConfigError, load_yaml
 
@@ -35,6 +36,10 @@ def load_settings(path: str | Path | None) -> Settings:
         collector = CollectorConfig.from_dict(data.get("collector"))
     except (TypeError, ValueError) as exc:
         raise doc.error(["collector"], f"section 'collector': {exc}") from None
+    try:
+        parse_alerting(data.get("alerting"), source=str(path))
+    except AlertingConfigError as exc:
+        raise doc.error(["alerting", *exc.path], exc.problem) from None
     return Settings(collector=collector, raw=data, source=str(path))
 
 

@@ -1,18 +1,23 @@
 """``logwarden up``: the whole system in one command.
 
 collector (child process) → spool → SpoolProcessor (Dask task per batch) → lake
-                                     └→ DetectorPool (Ray actors) → AlertRouter → console, outbox
+                                     └→ DetectorPool (Ray actors) → AlertService → outbox, console, channels
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from alerting import AlertRouter, ConsoleNotifier, Outbox
+import orjson
+import psutil
+
+from alerting import AlertService, build_alerting
 from logwarden.clusters import DaskConnection, RayConnection
+from logwarden.common.atomic import write_bytes_atomic
 from logwarden.common.paths import DataDir
 from logwarden.common.records import ANOMALY_SCHEMA_PATH
 from logwarden.common.yamlconf import ConfigError
@@ -26,6 +31,17 @@ from processing.pipeline import SpoolProcessor
 
 log = logging.getLogger(__name__)
 US = 1_000_000
+STACK_FILE = "stack.json"
+
+
+def running_stack(paths: DataDir) -> dict | None:
+    """The running stack's pid and URLs, if a live ``logwarden up`` uses this data dir."""
+    path = paths.run / STACK_FILE
+    try:
+        info = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return info if psutil.pid_exists(info.get("pid", -1)) else None
 
 
 @dataclass
@@ -44,10 +60,12 @@ class StackOptions:
     dask_dashboard_port: int | None = 8787
     ray_address: str | None = None
     ray_dashboard_port: int | None = 8265
+    collector: bool = True
     demo: bool = False
     demo_speed: float = 10.0
     demo_incidents: bool = True
     idle_advance_after: float = 5.0
+    dashboard_url: str | None = None
 
 
 class Stack:
@@ -61,17 +79,22 @@ class Stack:
         self.dask: DaskConnection | None = None
         self.ray: RayConnection | None = None
         self.pool = None
-        self.router: AlertRouter | None = None
+        self.alerts: AlertService | None = None
         self.processor: SpoolProcessor | None = None
         self.watcher: RulesWatcher | None = None
         self.demo: DemoTraffic | None = None
         self._max_event_us: int | None = None
         self._last_batch_at = time.monotonic()
         self._event_lock = threading.Lock()
+        self._owns_stack_file = False
 
     # start --------------------------------------------------------------------------------
     def start(self) -> None:
         """Start every part; on failure, stop what was started and re-raise."""
+        other = running_stack(self.paths)
+        if other is not None:
+            raise RuntimeError(f"another logwarden (pid {other['pid']}) is running on {self.paths.root}")
+        self._owns_stack_file = True
         try:
             self._start_parts()
         except BaseException:
@@ -82,18 +105,22 @@ class Stack:
         from monitoring.actors import DetectorPool
 
         opts = self.options
-        self.collector = CollectorProcess(self.paths.root, opts.host, opts.http_port, opts.tcp_port,
-                                          opts.config_path, self.paths.run / "collector.log")
-        self.collector.start()
+        if opts.collector:
+            self.collector = CollectorProcess(self.paths.root, opts.host, opts.http_port, opts.tcp_port,
+                                              opts.config_path, self.paths.run / "collector.log")
+            self.collector.start()
         self.dask = DaskConnection.open(opts.dask_scheduler, opts.dask_workers, opts.dask_dashboard_port, opts.host)
         self.ray = RayConnection.open(opts.ray_address, opts.ray_dashboard_port, opts.host, num_cpus=2)
         self.pool = DetectorPool(self.rules)
-        self.router = AlertRouter(self.rules.routing, Outbox(self.paths.alerts / "outbox.jsonl"), ConsoleNotifier())
+        self.alerts = build_alerting(opts.settings.raw.get("alerting"), self.rules.routing, self.paths.alerts,
+                                     dashboard_url=opts.dashboard_url, source=opts.config_path)
+        self.alerts.start()
         self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch,
                                         max_in_flight=2 * max(1, len(self.dask.client.nthreads())))
         self.processor.start()
         self.watcher = RulesWatcher(Path(opts.rules_path), self._reload_rules)
         self.watcher.start()
+        write_bytes_atomic(orjson.dumps({"pid": os.getpid(), "urls": self.urls()}), self.paths.run / STACK_FILE)
         if opts.demo:
             self.demo = DemoTraffic(f"http://{opts.host}:{opts.http_port}/v1/logs", (opts.host, opts.tcp_port),
                                     speed=opts.demo_speed, incidents=opts.demo_incidents)
@@ -102,21 +129,24 @@ class Stack:
     def urls(self) -> dict[str, str]:
         """Where to look: collector endpoints, dashboards, the outbox."""
         opts = self.options
-        return {
+        collector = {
             "collector (HTTP)": f"http://{opts.host}:{opts.http_port}/v1/logs",
             "collector (TCP NDJSON)": f"{opts.host}:{opts.tcp_port}",
             "collector metrics": f"http://{opts.host}:{opts.http_port}/metrics",
+        } if opts.collector else {}
+        return {
+            **collector,
             "Dask dashboard": (self.dask.dashboard_link if self.dask else None) or "(none)",
             "Ray dashboard": (self.ray.dashboard_url if self.ray and self.ray.dashboard_url else
                               f"(cluster at {opts.ray_address})" if opts.ray_address else "(none)"),
-            "alerts": f"console and {self.paths.alerts / 'outbox.jsonl'}",
+            "alerts": f"console, {self.paths.alerts / 'outbox.jsonl'} and the configured channels",
             "data": str(self.paths.root),
         }
 
     # the running system -------------------------------------------------------------------
     def _on_batch(self, output: BatchOutput) -> None:
         anomalies = self.pool.process(output.batch_id, output.records)
-        self.router.dispatch(anomalies)
+        self.alerts.dispatch(anomalies)
         if output.num_records:
             newest = output.records["timestamp"][-1].value  # sorted by event time in processing
             with self._event_lock:
@@ -132,19 +162,20 @@ class Stack:
             return
         changes = self.pool.reload(rules)
         self.rules = rules
-        self.router.routing = rules.routing
+        self.alerts.update_routing(rules.routing)
         log.info("rules reloaded: %s", {k: v for k, v in changes.items() if v})
         print(f"rules reloaded: {', '.join(f'{k} {v}' for k, v in changes.items() if v and k != 'kept')}",
               flush=True)
 
     def tick(self) -> None:
         """Once a second: keep the collector up, and move event time on when sources are idle."""
-        self.collector.ensure_running()
+        if self.collector:
+            self.collector.ensure_running()
         with self._event_lock:
             idle = time.monotonic() - self._last_batch_at
             newest = self._max_event_us
         if newest is not None and idle >= self.options.idle_advance_after:
-            self.router.dispatch(self.pool.advance(newest + int(idle * US)))
+            self.alerts.dispatch(self.pool.advance(newest + int(idle * US)))
 
     def run(self, duration: float | None, stop: threading.Event) -> None:
         """Tick until ``stop`` is set or ``duration`` seconds have passed."""
@@ -167,8 +198,13 @@ class Stack:
             self.processor.stop(drain_timeout=30.0)
         if self.pool:
             self.pool.shutdown()
+        if self.alerts:
+            self.alerts.close()
         if self.ray:
             self.ray.close()
         if self.dask:
             self.dask.close()
-        self.demo = self.collector = self.watcher = self.processor = self.pool = self.ray = self.dask = None
+        if self._owns_stack_file:
+            (self.paths.run / STACK_FILE).unlink(missing_ok=True)
+        self.demo = self.collector = self.watcher = self.processor = self.pool = self.alerts = None
+        self.ray = self.dask = None

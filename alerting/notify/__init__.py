@@ -1,4 +1,5 @@
 """Receivers: one module per channel kind."""
+
 from alerting.notify.base import Notifier
 from alerting.notify.console import ConsoleNotifier
 

@@ -1,0 +1,168 @@
+"""HTTP handlers for acknowledging and querying alerts, and alerting's /metrics.
+
+Framework-free functions (``handle_*`` → (status, JSON-able body)) for any server, plus aiohttp
+handlers built on them (``aiohttp_routes``) to mount on an aiohttp application:
+
+    POST /alerts/{ref}/ack      body (optional) {"by": "alice", "note": "…"}  → 200 / 404
+    GET  /alerts?since=1h&severity=critical&rule=R&status=firing&limit=100
+    GET  /alerts/{ref}
+    GET  /alerts/dead-letters
+    GET  /alerts/metrics        Prometheus text format
+
+``AlertsHttpServer`` serves them from a thread of their own when the process has no aiohttp app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Mapping
+
+from aiohttp import web
+
+from alerting import history
+from alerting.service import AlertService
+from logwarden.common.durations import parse_duration
+
+
+def handle_ack(service: AlertService, ref: str, body: Mapping[str, Any] | None) -> tuple[int, dict]:
+    """Acknowledge alert ``ref``; ``body`` may name ``by`` and hold a ``note``."""
+    body = body or {}
+    by = str(body.get("by") or "http").strip() or "http"
+    try:
+        result = service.acknowledge(ref, by=by, note=str(body.get("note") or ""))
+    except KeyError:
+        return 404, {"error": f"no alert {ref}"}
+    return 200, result
+
+
+def handle_list(service: AlertService, params: Mapping[str, str]) -> tuple[int, Any]:
+    """Alerts matching the query parameters ``since`` (a duration back from now), ``severity``,
+    ``rule``, ``status``, ``limit``."""
+    try:
+        since = time.time() - parse_duration(params["since"]) if params.get("since") else None
+        limit = int(params.get("limit", 1000))
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    return 200, history.list_alerts(
+        service.store,
+        since=since,
+        severity=params.get("severity"),
+        rule=params.get("rule"),
+        status=params.get("status"),
+        limit=limit,
+    )
+
+
+def handle_get(service: AlertService, ref: str) -> tuple[int, Any]:
+    """One alert with its deliveries."""
+    alert = history.get_alert(service.store, ref)
+    return (200, alert) if alert is not None else (404, {"error": f"no alert {ref}"})
+
+
+def handle_dead_letters(service: AlertService) -> tuple[int, Any]:
+    """Messages given up on."""
+    return 200, history.dead_letters(service.store)
+
+
+def aiohttp_routes(service: AlertService, prefix: str = "/alerts") -> list[web.RouteDef]:
+    """aiohttp routes for the handlers above (``app.add_routes(aiohttp_routes(service))``)."""
+
+    async def ack(request: web.Request) -> web.Response:
+        body: dict = {}
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                return web.json_response({"error": "the body must be JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        body.setdefault("by", request.query.get("by"))
+        status, out = handle_ack(service, request.match_info["ref"], body)
+        return web.json_response(out, status=status)
+
+    async def listing(request: web.Request) -> web.Response:
+        status, out = handle_list(service, request.query)
+        return web.json_response(out, status=status)
+
+    async def one(request: web.Request) -> web.Response:
+        status, out = handle_get(service, request.match_info["ref"])
+        return web.json_response(out, status=status)
+
+    async def dead(request: web.Request) -> web.Response:
+        status, out = handle_dead_letters(service)
+        return web.json_response(out, status=status)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=service.metrics_text(), content_type="text/plain", charset="utf-8")
+
+    return [
+        web.post(f"{prefix}/{{ref}}/ack", ack),
+        web.get(prefix, listing),
+        web.get(f"{prefix}/dead-letters", dead),
+        web.get(f"{prefix}/metrics", metrics),
+        web.get(f"{prefix}/{{ref}}", one),
+    ]
+
+
+def make_app(service: AlertService) -> web.Application:
+    """A small aiohttp application serving only alerting's routes."""
+    app = web.Application()
+    app.add_routes(aiohttp_routes(service))
+    return app
+
+
+class AlertsHttpServer:
+    """Serves :func:`make_app` on ``host:port`` from a background thread with its own event loop
+    (for a process without an aiohttp server of its own)."""
+
+    def __init__(self, service: AlertService, host: str = "127.0.0.1", port: int = 8081) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL of the alert routes."""
+        return f"http://{self.host}:{self.port}/alerts"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Bind and serve; raises OSError when the port is taken."""
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                self._runner = web.AppRunner(make_app(self.service), access_log=None)
+                loop.run_until_complete(self._runner.setup())
+                site = web.TCPSite(self._runner, self.host, self.port)
+                loop.run_until_complete(site.start())
+            except BaseException as exc:  # reported to start()
+                failure.append(exc)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="alerting-http", daemon=True)
+        self._thread.start()
+        started.wait(timeout)
+        if failure:
+            raise failure[0]
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = self._thread = None
