@@ -8,7 +8,7 @@ import sys
 
 from logwarden.common.yamlconf import ConfigError
 
-COMMANDS = ("up", "collector", "rules", "detect", "templates", "replay", "alerts", "silence")
+COMMANDS = ("up", "collector", "rules", "detect", "templates", "replay", "backfill", "alerts", "silence")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -37,18 +38,29 @@ class DaskConnection:
     cluster: object | None = None
 
     @classmethod
-    def open(cls, scheduler: str | None, workers: int, dashboard_port: int | None, host: str) -> "DaskConnection":
-        """Connect to ``scheduler``, or start a LocalCluster of ``workers`` single-threaded processes."""
+    def open(cls, scheduler: str | None, workers: int, dashboard_port: int | None, host: str,
+             adaptive_max: int | None = None, spool_dir: Path | None = None) -> "DaskConnection":
+        """Connect to ``scheduler``, or start a LocalCluster of ``workers`` single-threaded processes;
+        with ``adaptive_max``, the local cluster scales between 1 and that many workers with the depth
+        of ``spool_dir``."""
         from distributed import Client, LocalCluster
 
         # distributed sets its own loggers to INFO; follow the level logwarden runs at.
         logging.getLogger("distributed").setLevel(max(logging.getLogger().level, logging.WARNING))
         if scheduler:
+            if adaptive_max:
+                raise ValueError("--adaptive scales the local cluster; an external scheduler is scaled by "
+                                 "its own cluster manager")
             return cls(Client(scheduler, timeout="30s"))
         # The scheduler always serves HTTP (health, metrics); without a dashboard port, any free port.
         dashboard = f"{host}:{dashboard_port if dashboard_port is not None else 0}"
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=host,
                                dashboard_address=dashboard, silence_logs=logging.WARNING)
+        if adaptive_max:
+            from processing.adaptive import SpoolDepthAdaptive
+
+            cluster.adapt(Adaptive=SpoolDepthAdaptive, spool_dir=spool_dir, minimum=1, maximum=adaptive_max,
+                          interval="500ms", wait_count=6)
         return cls(Client(cluster), cluster)
 
     @property

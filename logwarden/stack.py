@@ -57,6 +57,7 @@ class StackOptions:
     tcp_port: int = 5170
     dask_scheduler: str | None = None
     dask_workers: int = 2
+    adaptive_max: int | None = None
     dask_dashboard_port: int | None = 8787
     ray_address: str | None = None
     ray_dashboard_port: int | None = 8265
@@ -109,14 +110,15 @@ class Stack:
             self.collector = CollectorProcess(self.paths.root, opts.host, opts.http_port, opts.tcp_port,
                                               opts.config_path, self.paths.run / "collector.log")
             self.collector.start()
-        self.dask = DaskConnection.open(opts.dask_scheduler, opts.dask_workers, opts.dask_dashboard_port, opts.host)
+        self.dask = DaskConnection.open(opts.dask_scheduler, opts.dask_workers, opts.dask_dashboard_port, opts.host,
+                                        adaptive_max=opts.adaptive_max, spool_dir=self.paths.spool)
         self.ray = RayConnection.open(opts.ray_address, opts.ray_dashboard_port, opts.host, num_cpus=2)
         self.pool = DetectorPool(self.rules)
         self.alerts = build_alerting(opts.settings.raw.get("alerting"), self.rules.routing, self.paths.alerts,
                                      dashboard_url=opts.dashboard_url, source=opts.config_path)
         self.alerts.start()
-        self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch,
-                                        max_in_flight=2 * max(1, len(self.dask.client.nthreads())))
+        workers = opts.adaptive_max or max(1, len(self.dask.client.nthreads()))
+        self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch, max_in_flight=2 * workers)
         self.processor.start()
         self.watcher = RulesWatcher(Path(opts.rules_path), self._reload_rules)
         self.watcher.start()

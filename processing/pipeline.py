@@ -45,9 +45,10 @@ class SpoolProcessor:
     """Submits spool batches to Dask and delivers their outputs, in a background thread."""
 
     def __init__(self, client: Client, paths: DataDir, sink: BatchSink, max_in_flight: int = 4,
-                 poll_interval: float = 0.05, masking: MaskingConfig | None = None) -> None:
+                 poll_interval: float = 0.05, masking: MaskingConfig | None = None,
+                 spool_dir: Path | None = None) -> None:
         self.client = client
-        self.spool = Spool(paths.spool)
+        self.spool = Spool(spool_dir or paths.spool)
         self.lake_root = str(paths.lake)
         self.sink = sink
         self.max_in_flight = max_in_flight

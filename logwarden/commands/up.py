@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                         help="use this Dask scheduler (tcp://HOST:8786) instead of a local cluster")
     parser.add_argument("--dask-workers", type=int, default=2, help="workers of the local Dask cluster (default 2)")
+    parser.add_argument("--adaptive", type=int, nargs="?", const=4, default=None, metavar="MAX_WORKERS",
+                        help="scale the local Dask cluster between 1 and MAX_WORKERS (default 4) with the load")
     parser.add_argument("--dask-dashboard-port", type=int, default=8787, help="local Dask dashboard port (default 8787)")
     parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                         help="use this Ray cluster (HOST:6379) instead of a local Ray")
@@ -43,7 +45,7 @@ def _options(args: argparse.Namespace):
     return StackOptions(
         data_dir=Path(args.data_dir), settings=load_settings(args.config), config_path=args.config,
         rules_path=Path(args.rules), host=args.host, http_port=args.http_port, tcp_port=args.tcp_port,
-        dask_scheduler=args.dask_scheduler, dask_workers=args.dask_workers,
+        dask_scheduler=args.dask_scheduler, dask_workers=args.dask_workers, adaptive_max=args.adaptive,
         dask_dashboard_port=None if args.no_dashboards else args.dask_dashboard_port,
         ray_address=args.ray_address, ray_dashboard_port=None if args.no_dashboards else args.ray_dashboard_port,
         demo=args.demo, demo_speed=args.demo_speed, demo_incidents=not args.demo_no_incidents)

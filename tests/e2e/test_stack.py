@@ -1,6 +1,10 @@
 """End to end: logs in over HTTP and TCP, alerts out, through every layer, on real Dask and Ray processes."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import orjson
 import pytest
 
@@ -122,5 +126,23 @@ def test_demo_fires_all_five_and_stops_cleanly(tmp_path, ray_head):
         assert stack.stop() == 0
         assert stack.stray_processes() == []
         assert "logwarden: stopped" in stack.output()
+    finally:
+        stack.kill()
+
+
+def test_replay_into_a_running_stack(tmp_path, ray_head, shared_data):
+    stack = StackProcess(tmp_path / "data", ray_head).start()
+    try:
+        source = shared_data / "formats" / "cloudtrail"
+        done = subprocess.run([sys.executable, "-m", "logwarden", "replay", str(source), "--data-dir",
+                               str(stack.data_dir)], capture_output=True, text=True, timeout=300, env=stack.env)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout[done.stdout.index("{"):])
+        assert summary["formats"].get("cloudtrail", 0) > 0
+        assert "starting processing" not in done.stdout  # the running stack did the work
+        lake = Lake(stack.data_dir / "lake")
+        assert query(lake, "SELECT count(*) FROM logs")[0][0] == summary["accepted"]
+        assert query(lake, "SELECT count(*) FROM logs WHERE template_id IS NULL") == [(0,)]
+        assert stack.stop() == 0
     finally:
         stack.kill()

@@ -101,3 +101,52 @@ def test_a_killed_worker_mid_batch_leaves_each_record_in_the_lake_once(tmp_path,
     assert query(lake, "SELECT count(*), count(DISTINCT record_id) FROM logs") == [(total, total)]
     assert len(lake.committed_batches()) == 24
     assert sorted(delivered) == sorted(set(delivered)) and len(delivered) == 24
+
+
+def test_backfill_reprocesses_a_time_range_in_place(tmp_path, client):
+    from datetime import datetime, timezone
+
+    from processing.backfill import batches_in_range, stage_batches
+    from processing.masking import MaskingConfig
+
+    paths = DataDir.at(tmp_path).create()
+    total = spool_batches(paths, batches=3, size=200)
+    run_until_drained(SpoolProcessor(client, paths, lambda o: None, masking=MaskingConfig(enabled=False)), paths)
+    lake = Lake(paths.lake)
+    assert query(lake, "SELECT count(*) FROM logs WHERE message LIKE '%hunter%'")[0][0] > 0
+
+    since, until = datetime(2026, 11, 22, tzinfo=timezone.utc), datetime(2026, 11, 23, tzinfo=timezone.utc)
+    batch_ids = batches_in_range(lake, since, until)
+    assert len(batch_ids) == 3
+    staging = tmp_path / "backfill"
+    assert stage_batches(lake, batch_ids, staging) == total
+    processor = SpoolProcessor(client, paths, lambda o: None, spool_dir=staging)  # masking on again
+    processor.start()
+    deadline = time.monotonic() + 60
+    while processor.pending() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    processor.stop()
+    assert query(lake, "SELECT count(*), count(DISTINCT record_id) FROM logs") == [(total, total)]
+    assert query(lake, "SELECT count(*) FROM logs WHERE message LIKE '%hunter%'") == [(0,)]
+    assert batches_in_range(lake, datetime(2027, 1, 1, tzinfo=timezone.utc), datetime(2027, 1, 2, tzinfo=timezone.utc)) == []
+
+
+def test_adaptive_cluster_grows_with_the_spool_and_shrinks_when_idle(tmp_path):
+    from logwarden.clusters import DaskConnection
+
+    paths = DataDir.at(tmp_path).create()
+    spool_batches(paths, batches=30, size=4000)
+    dask = DaskConnection.open(None, workers=1, dashboard_port=None, host="127.0.0.1", adaptive_max=3,
+                               spool_dir=paths.spool)
+    try:
+        sizes = []
+        processor = SpoolProcessor(dask.client, paths, lambda o: sizes.append(len(dask.client.nthreads())),
+                                   max_in_flight=6)
+        run_until_drained(processor, paths, timeout=180)
+        assert max(sizes) > 1  # grew under the backlog
+        deadline = time.monotonic() + 60
+        while len(dask.client.nthreads()) > 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(dask.client.nthreads()) == 1  # and shrank back when idle
+    finally:
+        dask.close()
