@@ -23,14 +23,15 @@ from logwarden.common.records import record_schema
 from processing.aggregate import minute_aggregates
 from processing.masking import Masker, MaskingConfig
 from processing.mining import Unmatched
-from processing.templates import TemplateInfo, TemplateMiner
+from processing.templates import TemplateInfo
 from processing.templates.distributed import match_partition
 from storage import Lake
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_FIELDS = (pa.field("template_id", pa.string()), pa.field("template", pa.string()))
-_PREPARED: "OrderedDict[str, pa.Table]" = OrderedDict()  # per worker process: phase one's tables
+# Per worker process: phase one's table and matches, for phase two on the same worker.
+_PREPARED: "OrderedDict[str, tuple[pa.Table, list]]" = OrderedDict()
 _PREPARED_KEEP = 16
 
 
@@ -65,9 +66,7 @@ def batch_id_of(spool_path: str | Path) -> str:
 
 def _mask(table: pa.Table, masker: Masker) -> pa.Table:
     for name in ("message", "attributes"):
-        index = table.schema.get_field_index(name)
-        values = [None if v is None else masker.mask_text(v) for v in table[name].to_pylist()]
-        table = table.set_column(index, name, pa.array(values, pa.string()))
+        table = table.set_column(table.schema.get_field_index(name), name, masker.mask_array(table[name]))
     return table
 
 
@@ -86,17 +85,21 @@ def prepare_batch(spool_path: str, snapshot: bytes, masking: MaskingConfig | Non
     """Phase one: mask, order and match; the distinct messages no template covers, in order."""
     batch_id = batch_id_of(spool_path)
     table = _prepare(spool_path, masking)
-    _PREPARED[batch_id] = table
+    messages = table["message"].to_pylist()
+    matches = match_partition(snapshot, messages, with_params=False)
+    _PREPARED[batch_id] = (table, matches)
     while len(_PREPARED) > _PREPARED_KEEP:
         _PREPARED.popitem(last=False)
-    messages = table["message"].to_pylist()
     result = Unmatched(batch_id, rows=table.num_rows)
-    seen: set[str] = set()
-    for message, match, at in zip(messages, match_partition(snapshot, messages), _seconds(table)):
-        if match is None and message not in seen:
-            seen.add(message)
-            result.messages.append(message)
-            result.timestamps.append(at)
+    missing = [row for row, match in enumerate(matches) if match is None]
+    if missing:
+        seconds = _seconds(table)
+        seen: set[str] = set()
+        for row in missing:
+            if messages[row] not in seen:
+                seen.add(messages[row])
+                result.messages.append(messages[row])
+                result.timestamps.append(seconds[row])
     return result
 
 
@@ -104,30 +107,47 @@ def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: li
                    masking: MaskingConfig | None = None) -> BatchOutput:
     """Phase two: template every record against ``snapshot``, aggregate, commit to the lake."""
     batch_id = batch_id_of(spool_path)
-    table = _PREPARED.pop(batch_id, None)
+    table, matches = _PREPARED.pop(batch_id, (None, None))
     if table is None:  # another worker ran phase one, or this one restarted
         table = _prepare(spool_path, masking)
     messages = table["message"].to_pylist()
-    matches = match_partition(snapshot, messages)
-    missing = [m for m, match in zip(messages, matches) if match is None]
-    if missing:
-        raise RuntimeError(f"batch {batch_id}: {len(missing)} messages match no template, e.g. {missing[0]!r}")
+    matches = _complete_matches(snapshot, messages, matches)
     records = table.append_column(TEMPLATE_FIELDS[0], pa.array([m.template_id for m in matches], pa.string()))
     records = records.append_column(TEMPLATE_FIELDS[1], pa.array([m.template for m in matches], pa.string()))
     aggregates = minute_aggregates(records)
     Lake(Path(lake_root)).commit_batch(batch_id, records, aggregates)
-    return BatchOutput(batch_id, records, aggregates, usage=_usage(messages, matches, _seconds(table), set(learned)))
+    return BatchOutput(batch_id, records, aggregates, usage=_usage(records, messages, learned))
 
 
-def _usage(messages: list[str], matches: list, seconds: list[float], learned: set[str]) -> list[TemplateInfo]:
-    """Template counts of the batch, less the first occurrence of each message the driver learned
-    (learning counted it already)."""
-    pending = set(learned)
-    kept_matches, kept_seconds = [], []
-    for message, match, at in zip(messages, matches, seconds):
-        if message in pending:
-            pending.discard(message)
-            continue
-        kept_matches.append(match)
-        kept_seconds.append(at)
-    return TemplateMiner.usage_of(kept_matches, kept_seconds)
+def _complete_matches(snapshot: bytes, messages: list[str], earlier: list | None) -> list:
+    """Matches for every message: phase one's where it had them, the new snapshot's for the rest.
+    (A template only generalizes when it learns, and phase one's ids stay valid: ids never change.)"""
+    if earlier is None:
+        matches = match_partition(snapshot, messages, with_params=False)
+    else:
+        rows = [row for row, match in enumerate(earlier) if match is None]
+        matches = list(earlier)
+        for row, match in zip(rows, match_partition(snapshot, [messages[r] for r in rows], with_params=False)):
+            matches[row] = match
+    missing = [m for m, match in zip(messages, matches) if match is None]
+    if missing:
+        raise RuntimeError(f"{len(missing)} messages match no template, e.g. {missing[0]!r}")
+    return matches
+
+
+def _usage(records: pa.Table, messages: list[str], learned: list[str]) -> list[TemplateInfo]:
+    """Template counts and first/last event times of the batch, less the first occurrence of each
+    message the driver learned (learning counted it already)."""
+    seconds = pc.divide(pc.cast(pc.cast(records["timestamp"], pa.int64()), pa.float64()), 1e6)
+    grouped = pa.table({"template_id": records["template_id"], "template": records["template"], "at": seconds}) \
+        .group_by(["template_id", "template"]).aggregate([([], "count_all"), ("at", "min"), ("at", "max")])
+    counted = {row["template_id"]: row for row in grouped.to_pylist()}
+    if learned:
+        first_row = {}
+        for row, message in enumerate(messages):
+            first_row.setdefault(message, row)
+        ids = records["template_id"]
+        for message in learned:
+            counted[ids[first_row[message]].as_py()]["count_all"] -= 1
+    return [TemplateInfo(tid, row["template"], row["count_all"], row["at_min"], row["at_max"])
+            for tid, row in counted.items() if row["count_all"] > 0]

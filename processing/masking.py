@@ -112,7 +112,11 @@ class Masker:
             rf"(?i)(?<![\w-])([\w.-]*(?:{keys})[\w-]*)(\s*=\s*|[\"']?\s*:\s*)"
             r"""(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^\s"'&,;}\]\)]+))""")
         self._key_probe = re.compile("|".join(sorted({re.escape(k[:4]) for k in self.config.secret_keys})))
-        self._bearer = re.compile(r"(?i)\b(bearer|basic|token)\s+([A-Za-z0-9\-._~+/]{8,}=*)(?=[\s\"',;]|$)")
+        # After bearer/basic: any 8+ token characters. After "token": only something credential-like
+        # (a digit in 8+ characters, or 16+), so prose ("Token refreshed for user") stays as it is.
+        self._bearer = re.compile(r"(?i)\b(bearer|basic)\s+([A-Za-z0-9\-._~+/]{8,}=*)(?=[\s\"',;]|$)"
+                                  r"|\b(token)\s+((?=[A-Za-z0-9\-._~+/]*\d)[A-Za-z0-9\-._~+/]{8,}=*"
+                                  r"|[A-Za-z0-9\-._~+/]{16,}=*)(?=[\s\"',;]|$)")
         self._jwt = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
         self._aws = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
         self._card = re.compile(r"(?<![\d.-])(?:\d[ -]?){12,18}\d(?![\d-]|\.\d)")
@@ -121,6 +125,54 @@ class Masker:
         self._extra = [(re.compile(r.pattern), r.replacement) for r in self.config.extra_rules]
         self._digits = re.compile(r"\d{4}[ -]?\d{4}[ -]?\d\d")
         self._step_list = [(probe, step) for enabled, probe, step in self._steps() if enabled]
+        self._candidates = self._candidate_pattern()
+
+    def _candidate_pattern(self) -> str | None:
+        """An RE2 pattern matching every text some enabled step's probe would accept (a superset),
+        or None when every text must be looked at (user rules)."""
+        cfg = self.config
+        if self._extra:
+            return None
+        parts = []
+        if cfg.jwts:
+            parts.append("(?i:eyj)")
+        if cfg.bearer_tokens:
+            parts.append("(?i:bearer|basic|token )")
+        if cfg.url_credentials:
+            parts.append("://")
+        if cfg.key_values:
+            # a key holding a secret-key fragment, then a separator (as the key=value rule needs)
+            fragments = "|".join(sorted({re.escape(k[:4]) for k in cfg.secret_keys}))
+            parts.append(f"(?i:(?:{fragments})[\\w.-]*[\"']?\\s*[=:])")
+        if cfg.aws_keys:
+            parts.append("AKIA|ASIA")
+        if cfg.credit_cards:
+            parts.append(r"\d{4}[ -]?\d{4}[ -]?\d\d")
+        if cfg.emails:
+            parts.append("@")
+        return "|".join(parts) if parts else "$^"
+
+    def mask_array(self, values: "pa.Array | pa.ChunkedArray") -> "pa.Array":
+        """Mask a string column: a vectorized prefilter picks the rows that may hold a secret, and
+        only those go through :meth:`mask_text`."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if not self.config.enabled or len(values) == 0:
+            return values
+        if self._candidates is None:
+            return pa.array([None if v is None else self.mask_text(v) for v in values.to_pylist()], pa.string())
+        hits = pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(values, self._candidates), False))
+        if len(hits) == 0:
+            return values
+        rows = hits.to_pylist()
+        masked = [self.mask_text(v) for v in values.take(hits).to_pylist()]
+        python = values.to_pylist()
+        for row, text in zip(rows, masked):
+            python[row] = text
+        return pa.array(python, pa.string())
 
     def mask_text(self, text: str) -> str:
         """Mask every enabled kind of secret in ``text``."""
@@ -142,7 +194,7 @@ class Masker:
         return [
             (cfg.jwts, lambda t, lo: "eyj" in lo, lambda t: self._jwt.sub(cfg.mask, t)),
             (cfg.bearer_tokens, lambda t, lo: "bearer" in lo or "basic" in lo or "token " in lo,
-             lambda t: self._bearer.sub(lambda m: f"{m.group(1)} {cfg.mask}", t)),
+             lambda t: self._bearer.sub(lambda m: f"{m.group(1) or m.group(3)} {cfg.mask}", t)),
             (cfg.url_credentials, lambda t, lo: "://" in t and "@" in t,
              lambda t: self._url.sub(lambda m: f"{m.group(1)}{cfg.mask}{m.group(3)}", t)),
             (cfg.key_values, lambda t, lo: self._key_probe.search(lo) is not None, self._mask_kv),

@@ -25,13 +25,13 @@ _WORKER_MINERS: "OrderedDict[bytes, TemplateMiner]" = OrderedDict()
 _WORKER_CACHE_SIZE = 2
 
 
-def match_partition(snapshot: bytes, messages: Sequence[str]) -> list[TemplateMatch | None]:
+def match_partition(snapshot: bytes, messages: Sequence[str], with_params: bool = True) -> list[TemplateMatch | None]:
     """Worker side: match ``messages`` against a broadcast snapshot without learning.
 
     The deserialised miner is kept per process for the last couple of
     snapshots, so consecutive partitions of a batch reuse it (and its caches).
     """
-    return _miner_for(snapshot).match_batch(messages)
+    return _miner_for(snapshot).match_batch(messages, with_params)
 
 
 def _miner_for(snapshot: bytes) -> TemplateMiner:

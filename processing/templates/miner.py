@@ -78,8 +78,9 @@ class TemplateMiner:
     learn = add_batch
 
     # ------------------------------------------------------------------ read-only API
-    def match(self, message: str) -> TemplateMatch | None:
-        """Return the known template covering ``message`` without learning (``None`` if none does)."""
+    def match(self, message: str, with_params: bool = True) -> TemplateMatch | None:
+        """Return the known template covering ``message`` without learning (``None`` if none does);
+        ``with_params=False`` skips reading the parameters (``params`` is then empty)."""
         masked = self._masker.mask(message)
         cluster = self._lookup_cache.get(masked)
         if cluster is None:
@@ -87,11 +88,12 @@ class TemplateMiner:
             if cluster is None:
                 return None
             _bounded_put(self._lookup_cache, masked, cluster, self.config.match_cache_size)
-        return TemplateMatch(cluster.template_id, cluster.text, self._params.extract(cluster, message), False)
+        params = self._params.extract(cluster, message) if with_params else []
+        return TemplateMatch(cluster.template_id, cluster.text, params, False)
 
-    def match_batch(self, messages: Iterable[str]) -> list[TemplateMatch | None]:
+    def match_batch(self, messages: Iterable[str], with_params: bool = True) -> list[TemplateMatch | None]:
         """:meth:`match` every message (read-only; safe against a broadcast snapshot)."""
-        return [self.match(message) for message in messages]
+        return [self.match(message, with_params) for message in messages]
 
     def templates(self) -> list[TemplateInfo]:
         """All live templates in creation order."""

@@ -112,3 +112,25 @@ def test_mask_record_by_key_and_value() -> None:
     assert (attrs["token_type"], attrs["max_tokens"], attrs["enabled"]) == ("Bearer", 100, True)
     assert attrs["headers"] == [{"Authorization": "***"}] and attrs["note"] == "***"
     assert record["attributes"]["db_password"] == "p"  # input untouched
+
+
+def test_prose_after_the_word_token_is_kept():
+    from processing.masking import mask_text
+
+    assert mask_text("Token refreshed for user u-1") == "Token refreshed for user u-1"
+    assert mask_text("token ab12cd34ef") == "token ***"
+    assert mask_text("Authorization: Bearer abcdefghijkl") == "Authorization: Bearer ***"
+
+
+def test_mask_array_equals_mask_text_row_by_row(shared_data):
+    import pyarrow as pa
+
+    from processing.masking import Masker
+
+    masker = Masker()
+    lines = []
+    for path in sorted((shared_data / "formats").rglob("*.log"))[:20]:
+        lines += path.read_text(errors="replace").splitlines()[:200]
+    lines += ["password=hunter2", '{"api_key": "abc"}', "card 4111 1111 1111 1111", None, ""]
+    assert masker.mask_array(pa.array(lines, pa.string())).to_pylist() == \
+        [None if line is None else masker.mask_text(line) for line in lines]
