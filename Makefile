@@ -15,6 +15,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/logwarden up --demo --data-dir $(DATA_DIR) $(ARGS)
 
 test: $(VENV)/.installed
+	@bash environment/install-browser.sh
 	$(PY) -m pytest $(ARGS)
 
 bench: $(VENV)/.installed

@@ -14,12 +14,12 @@ handlers built on them (``aiohttp_routes``) to mount on an aiohttp application:
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from typing import Any, Mapping
 
 from aiohttp import web
+
+from logwarden.common.http import BackgroundHttpServer
 
 from alerting import history
 from alerting.service import AlertService
@@ -113,56 +113,15 @@ def make_app(service: AlertService) -> web.Application:
     return app
 
 
-class AlertsHttpServer:
+class AlertsHttpServer(BackgroundHttpServer):
     """Serves :func:`make_app` on ``host:port`` from a background thread with its own event loop
     (for a process without an aiohttp server of its own)."""
 
     def __init__(self, service: AlertService, host: str = "127.0.0.1", port: int = 8081) -> None:
+        super().__init__(lambda: make_app(service), host, port, name="alerting-http")
         self.service = service
-        self.host = host
-        self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The base URL of the alert routes."""
-        return f"http://{self.host}:{self.port}/alerts"
-
-    def start(self, timeout: float = 10.0) -> None:
-        """Bind and serve; raises OSError when the port is taken."""
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                self._runner = web.AppRunner(make_app(self.service), access_log=None)
-                loop.run_until_complete(self._runner.setup())
-                site = web.TCPSite(self._runner, self.host, self.port)
-                loop.run_until_complete(site.start())
-            except BaseException as exc:  # reported to start()
-                failure.append(exc)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="alerting-http", daemon=True)
-        self._thread.start()
-        started.wait(timeout)
-        if failure:
-            raise failure[0]
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = self._thread = None
+        return f"{self.base_url}/alerts"

@@ -8,7 +8,8 @@ import sys
 
 from logwarden.common.yamlconf import ConfigError
 
-COMMANDS = ("up", "collector", "rules", "detect", "templates", "replay", "backfill", "alerts", "silence")
+COMMANDS = ("up", "collector", "rules", "detect", "templates", "replay", "backfill", "query", "retention",
+            "alerts", "silence", "feedback")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from typing import Any
 from alerting.config import AlertingConfigError, parse_alerting
 from collector.config import CollectorConfig
 from logwarden.common.yamlconf import ConfigError, load_yaml
+from storage.config import StorageConfig
 
 SECTIONS = ("collector", "processing", "monitoring", "alerting", "storage")
 
@@ -17,6 +18,7 @@ class Settings:
     """Everything a config file can set; absent sections take the embedded defaults."""
 
     collector: CollectorConfig = field(default_factory=CollectorConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     raw: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
 
@@ -40,7 +42,11 @@ def load_settings(path: str | Path | None) -> Settings:
         parse_alerting(data.get("alerting"), source=str(path))
     except AlertingConfigError as exc:
         raise doc.error(["alerting", *exc.path], exc.problem) from None
-    return Settings(collector=collector, raw=data, source=str(path))
+    try:
+        storage = StorageConfig.from_dict(data.get("storage"))
+    except ConfigError as exc:
+        raise doc.error(["storage"], exc.problem) from None
+    return Settings(collector=collector, storage=storage, raw=data, source=str(path))
 
 
 __all__ = ["ConfigError", "Settings", "load_settings"]

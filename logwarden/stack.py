@@ -15,19 +15,24 @@ from pathlib import Path
 import orjson
 import psutil
 
+import dashboard
 from alerting import AlertService, build_alerting
+from logwarden.api import ApiServer
 from logwarden.clusters import DaskConnection, RayConnection
 from logwarden.common.atomic import write_bytes_atomic
 from logwarden.common.paths import DataDir
 from logwarden.common.records import ANOMALY_SCHEMA_PATH
 from logwarden.common.yamlconf import ConfigError
 from logwarden.demo import DemoTraffic
+from logwarden.ml_jobs import RetrainScheduler, place_ml_rules
 from logwarden.rules_watch import RulesWatcher
 from logwarden.settings import Settings
 from logwarden.supervisor import CollectorProcess
 from monitoring import RulesFile, load_rules
 from processing.batch import BatchOutput
 from processing.pipeline import SpoolProcessor
+from storage.api import install_search
+from storage.retention import RetentionScheduler
 
 log = logging.getLogger(__name__)
 US = 1_000_000
@@ -55,6 +60,8 @@ class StackOptions:
     host: str = "127.0.0.1"
     http_port: int = 8080
     tcp_port: int = 5170
+    api_port: int = 8081
+    dashboard_port: int | None = 5006
     dask_scheduler: str | None = None
     dask_workers: int = 2
     adaptive_max: int | None = None
@@ -75,12 +82,16 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         self.paths = DataDir.at(options.data_dir).create()
-        self.rules: RulesFile = load_rules(options.rules_path)
+        self.rules: RulesFile = place_ml_rules(load_rules(options.rules_path), self.paths)
         self.collector: CollectorProcess | None = None
         self.dask: DaskConnection | None = None
         self.ray: RayConnection | None = None
         self.pool = None
         self.alerts: AlertService | None = None
+        self.api: ApiServer | None = None
+        self.dashboard = None
+        self.retention: RetentionScheduler | None = None
+        self.retrain: RetrainScheduler | None = None
         self.processor: SpoolProcessor | None = None
         self.watcher: RulesWatcher | None = None
         self.demo: DemoTraffic | None = None
@@ -117,16 +128,37 @@ class Stack:
         self.alerts = build_alerting(opts.settings.raw.get("alerting"), self.rules.routing, self.paths.alerts,
                                      dashboard_url=opts.dashboard_url, source=opts.config_path)
         self.alerts.start()
+        self.api = ApiServer([self._install_alert_routes, self._install_search, self._install_feedback],
+                             opts.host, opts.api_port)
+        self.api.start()
+        self.retention = RetentionScheduler(self.paths.lake, opts.settings.storage.retention).start()
+        self.retrain = RetrainScheduler(self.paths, self.rules).start()
         workers = opts.adaptive_max or max(1, len(self.dask.client.nthreads()))
-        self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch, max_in_flight=2 * workers)
+        self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch, max_in_flight=2 * workers,
+                                        elasticsearch=opts.settings.storage.elasticsearch)
         self.processor.start()
         self.watcher = RulesWatcher(Path(opts.rules_path), self._reload_rules)
         self.watcher.start()
         write_bytes_atomic(orjson.dumps({"pid": os.getpid(), "urls": self.urls()}), self.paths.run / STACK_FILE)
+        if opts.dashboard_port is not None:
+            self.dashboard = dashboard.serve(opts.dashboard_port, self.paths.root, self.urls(), host=opts.host)
         if opts.demo:
             self.demo = DemoTraffic(f"http://{opts.host}:{opts.http_port}/v1/logs", (opts.host, opts.tcp_port),
                                     speed=opts.demo_speed, incidents=opts.demo_incidents)
             self.demo.start()
+
+    def _install_alert_routes(self, app) -> None:
+        from alerting.http import aiohttp_routes
+
+        app.add_routes(aiohttp_routes(self.alerts))
+
+    def _install_feedback(self, app) -> None:
+        from monitoring.ml import feedback_routes
+
+        app.add_routes(feedback_routes(self.paths.root))
+
+    def _install_search(self, app) -> None:
+        install_search(app, self.paths.lake, self.options.settings.collector.tokens)
 
     def urls(self) -> dict[str, str]:
         """Where to look: collector endpoints, dashboards, the outbox."""
@@ -142,6 +174,9 @@ class Stack:
             "Ray dashboard": (self.ray.dashboard_url if self.ray and self.ray.dashboard_url else
                               f"(cluster at {opts.ray_address})" if opts.ray_address else "(none)"),
             "alerts": f"console, {self.paths.alerts / 'outbox.jsonl'} and the configured channels",
+            "dashboard": f"http://{opts.host}:{opts.dashboard_port}" if opts.dashboard_port is not None else "(none)",
+            "API (search, alerts)": f"{self.api.base_url}/v1/search, {self.api.base_url}/alerts" if self.api
+            else "(none)",
             "data": str(self.paths.root),
         }
 
@@ -157,13 +192,15 @@ class Stack:
 
     def _reload_rules(self) -> None:
         try:
-            rules = load_rules(self.options.rules_path)
+            rules = place_ml_rules(load_rules(self.options.rules_path), self.paths)
         except ConfigError as exc:
             log.error("rules file refused, the running rules go on: %s", exc)
             print(f"rules file refused, the running rules go on: {exc}", flush=True)
             return
         changes = self.pool.reload(rules)
         self.rules = rules
+        if self.retrain:
+            self.retrain.rules = rules
         self.alerts.update_routing(rules.routing)
         log.info("rules reloaded: %s", {k: v for k, v in changes.items() if v})
         print(f"rules reloaded: {', '.join(f'{k} {v}' for k, v in changes.items() if v and k != 'kept')}",
@@ -192,6 +229,12 @@ class Stack:
         """Stop sources first, drain the spool, then the clusters; safe to call twice."""
         if self.demo:
             self.demo.stop()
+        if self.dashboard:
+            self.dashboard.stop()
+        if self.retention:
+            self.retention.stop()
+        if self.retrain:
+            self.retrain.stop()
         if self.collector:
             self.collector.stop()
         if self.watcher:
@@ -200,6 +243,8 @@ class Stack:
             self.processor.stop(drain_timeout=30.0)
         if self.pool:
             self.pool.shutdown()
+        if self.api:
+            self.api.stop()
         if self.alerts:
             self.alerts.close()
         if self.ray:
@@ -208,5 +253,6 @@ class Stack:
             self.dask.close()
         if self._owns_stack_file:
             (self.paths.run / STACK_FILE).unlink(missing_ok=True)
-        self.demo = self.collector = self.watcher = self.processor = self.pool = self.alerts = None
+        self.demo = self.collector = self.watcher = self.processor = self.pool = self.alerts = self.api = None
+        self.dashboard = self.retention = self.retrain = None
         self.ray = self.dask = None

@@ -26,6 +26,7 @@ from processing.mining import Unmatched
 from processing.templates import TemplateInfo
 from processing.templates.distributed import match_partition
 from storage import Lake
+from storage.elasticsearch import ElasticsearchConfig, SinkUnavailable, sink_for
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ def prepare_batch(spool_path: str, snapshot: bytes, masking: MaskingConfig | Non
 
 
 def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
-                   masking: MaskingConfig | None = None) -> BatchOutput:
+                   masking: MaskingConfig | None = None,
+                   elasticsearch: ElasticsearchConfig | None = None) -> BatchOutput:
     """Phase two: template every record against ``snapshot``, aggregate, commit to the lake."""
     batch_id = batch_id_of(spool_path)
     table, matches = _PREPARED.pop(batch_id, (None, None))
@@ -116,7 +118,18 @@ def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: li
     records = records.append_column(TEMPLATE_FIELDS[1], pa.array([m.template for m in matches], pa.string()))
     aggregates = minute_aggregates(records)
     Lake(Path(lake_root)).commit_batch(batch_id, records, aggregates)
+    if elasticsearch is not None:
+        _index(elasticsearch, batch_id, records)
     return BatchOutput(batch_id, records, aggregates, usage=_usage(records, messages, learned))
+
+
+def _index(config: ElasticsearchConfig, batch_id: str, records: pa.Table) -> None:
+    """Bulk-index the committed batch; blocks while the cluster is slow (backpressure). The lake holds the
+    records either way: an outage is logged and can be refilled with ``storage.elasticsearch.reindex``."""
+    try:
+        sink_for(config).index_batch(records)
+    except SinkUnavailable as exc:
+        log.error("batch %s not indexed in Elasticsearch: %s", batch_id, exc)
 
 
 def _complete_matches(snapshot: bytes, messages: list[str], earlier: list | None) -> list:

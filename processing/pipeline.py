@@ -24,6 +24,7 @@ from processing.batch import BatchOutput, batch_id_of, finalize_batch, prepare_b
 from processing.masking import MaskingConfig
 from processing.mining import TemplateCoordinator
 from processing.templates import TemplateInfo
+from storage.elasticsearch import ElasticsearchConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class SpoolProcessor:
 
     def __init__(self, client: Client, paths: DataDir, sink: BatchSink, max_in_flight: int = 4,
                  poll_interval: float = 0.05, masking: MaskingConfig | None = None,
-                 spool_dir: Path | None = None) -> None:
+                 spool_dir: Path | None = None, elasticsearch: "ElasticsearchConfig | None" = None) -> None:
         self.client = client
         self.spool = Spool(spool_dir or paths.spool)
         self.lake_root = str(paths.lake)
@@ -54,6 +55,7 @@ class SpoolProcessor:
         self.max_in_flight = max_in_flight
         self.poll_interval = poll_interval
         self.masking = masking
+        self.elasticsearch = elasticsearch
         self.templates = TemplateCoordinator(paths.lake)
         self._snapshot_bytes: bytes | None = None
         self._snapshot_future: Future | None = None
@@ -134,7 +136,7 @@ class SpoolProcessor:
         prepared = item.future
         # Depending on the phase-one future places phase two on the worker that holds its table.
         item.future = self.client.submit(_finalize_after, prepared, str(item.path), self.lake_root,
-                                         self._snapshot(), unmatched.messages, self.masking,
+                                         self._snapshot(), unmatched.messages, self.masking, self.elasticsearch,
                                          key=f"finalize-{batch_id}-{time.monotonic_ns()}", retries=2)
         item.phase = "finalize"
         prepared.release()
@@ -166,6 +168,6 @@ class SpoolProcessor:
 
 
 def _finalize_after(_prepared, spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
-                    masking: MaskingConfig | None) -> BatchOutput:
+                    masking: MaskingConfig | None, elasticsearch: "ElasticsearchConfig | None") -> BatchOutput:
     """``finalize_batch``, scheduled after (and next to) its phase-one result."""
-    return finalize_batch(spool_path, lake_root, snapshot, learned, masking)
+    return finalize_batch(spool_path, lake_root, snapshot, learned, masking, elasticsearch)

@@ -1,5 +1,5 @@
-"""Storage layer: the Parquet lake (partitioned by date and service, committed atomically per batch)
-and DuckDB queries over it."""
+"""Storage layer: the Parquet lake (partitioned by date and service, committed atomically per batch),
+DuckDB search over it, retention tiers, the search API and an optional Elasticsearch sink."""
 from storage.lake import CommitInfo, Lake
 from storage.query import connect, query
 

@@ -6,9 +6,11 @@ rewrites the same names, so the lake never holds a second copy.
 """
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+import datetime as dt
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import orjson
 import pyarrow as pa
@@ -17,6 +19,8 @@ import pyarrow.compute as pc
 from logwarden.common.atomic import write_bytes_atomic, write_parquet_atomic
 
 PARTITION_SAFE = "-._~"
+DATE_PREFIX = "date="
+SERVICE_PREFIX = "service="
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,28 @@ class CommitInfo:
 def partition_value(value: str) -> str:
     """A partition folder value: URL-quoted, as hive-style readers (DuckDB, Arrow) decode it."""
     return quote(value or "_unknown", safe=PARTITION_SAFE)
+
+
+def partition_date(folder: Path) -> dt.date | None:
+    """The date of a ``date=YYYY-MM-DD`` folder, None for any other name."""
+    if not folder.name.startswith(DATE_PREFIX):
+        return None
+    try:
+        return dt.date.fromisoformat(folder.name[len(DATE_PREFIX):])
+    except ValueError:
+        return None
+
+
+def partition_service(folder: Path) -> str | None:
+    """The service of a ``service=NAME`` folder (URL-decoded), None for any other name."""
+    if not folder.name.startswith(SERVICE_PREFIX):
+        return None
+    return unquote(folder.name[len(SERVICE_PREFIX):])
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    """The committed Parquet files of one partition folder (temporary files excluded), sorted."""
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
 
 
 class Lake:
@@ -86,6 +112,41 @@ class Lake:
     def aggregates_glob(self) -> str:
         """The glob DuckDB reads the aggregates from."""
         return str(self.aggregates / "**" / "*.parquet")
+
+    # partition pruning ---------------------------------------------------------------------
+    def date_folders(self, top: Path, first: dt.date | None = None,
+                     last: dt.date | None = None) -> Iterator[tuple[dt.date, Path]]:
+        """``(date, folder)`` of every ``date=`` folder below ``top`` within [first, last], oldest first."""
+        if not top.is_dir():
+            return
+        dated = sorted((d, f) for f in top.iterdir() if f.is_dir() and (d := partition_date(f)) is not None)
+        for day, folder in dated:
+            if (first is None or day >= first) and (last is None or day <= last):
+                yield day, folder
+
+    def service_folders(self, first: dt.date | None = None, last: dt.date | None = None,
+                        services: Collection[str] | None = None) -> Iterator[tuple[dt.date, str, Path]]:
+        """``(date, service, folder)`` of the record partitions within the dates and services asked for."""
+        for day, folder in self.date_folders(self.logs, first, last):
+            if services is not None:
+                for service in sorted(set(services)):
+                    candidate = folder / f"{SERVICE_PREFIX}{partition_value(service)}"
+                    if candidate.is_dir():
+                        yield day, service, candidate
+                continue
+            for sub in sorted(folder.iterdir()):
+                service = partition_service(sub)
+                if service is not None and sub.is_dir():
+                    yield day, service, sub
+
+    def log_files(self, first: dt.date | None = None, last: dt.date | None = None,
+                  services: Collection[str] | None = None) -> list[Path]:
+        """Record files of the partitions within [first, last] and ``services`` (None: all)."""
+        return [f for _, _, folder in self.service_folders(first, last, services) for f in parquet_files(folder)]
+
+    def aggregate_files(self, first: dt.date | None = None, last: dt.date | None = None) -> list[Path]:
+        """Aggregate files of the dates within [first, last]."""
+        return [f for _, folder in self.date_folders(self.aggregates, first, last) for f in parquet_files(folder)]
 
 
 def _date_strings(table: pa.Table, column: str) -> pa.Array:

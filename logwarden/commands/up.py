@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address every service binds (default 127.0.0.1)")
     parser.add_argument("--http-port", type=int, default=8080, help="collector HTTP port (default 8080)")
     parser.add_argument("--tcp-port", type=int, default=5170, help="collector TCP NDJSON port (default 5170)")
+    parser.add_argument("--api-port", type=int, default=8081,
+                        help="API port: alerts, acknowledgement, search (default 8081)")
     parser.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                         help="use this Dask scheduler (tcp://HOST:8786) instead of a local cluster")
     parser.add_argument("--dask-workers", type=int, default=2, help="workers of the local Dask cluster (default 2)")
@@ -34,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                         help="use this Ray cluster (HOST:6379) instead of a local Ray")
     parser.add_argument("--ray-dashboard-port", type=int, default=8265, help="local Ray dashboard port (default 8265)")
-    parser.add_argument("--no-dashboards", action="store_true", help="start no Dask or Ray dashboard")
+    parser.add_argument("--dashboard-port", type=int, default=5006, help="logwarden dashboard port (default 5006)")
+    parser.add_argument("--no-dashboards", action="store_true",
+                        help="start no dashboard (logwarden, Dask or Ray)")
     parser.set_defaults(func=run)
 
 
@@ -45,9 +49,11 @@ def _options(args: argparse.Namespace):
     return StackOptions(
         data_dir=Path(args.data_dir), settings=load_settings(args.config), config_path=args.config,
         rules_path=Path(args.rules), host=args.host, http_port=args.http_port, tcp_port=args.tcp_port,
+        api_port=args.api_port,
         dask_scheduler=args.dask_scheduler, dask_workers=args.dask_workers, adaptive_max=args.adaptive,
         dask_dashboard_port=None if args.no_dashboards else args.dask_dashboard_port,
         ray_address=args.ray_address, ray_dashboard_port=None if args.no_dashboards else args.ray_dashboard_port,
+        dashboard_port=None if args.no_dashboards else args.dashboard_port,
         demo=args.demo, demo_speed=args.demo_speed, demo_incidents=not args.demo_no_incidents)
 
 

@@ -126,9 +126,10 @@ class StackProcess:
     def __init__(self, data_dir: Path, ray: "RayHead | None", extra: list[str] = ()) -> None:
         self.data_dir = data_dir
         self.env = {**os.environ, **RAY_ENV, **(ray.env if ray else {})}
-        self.http_port, self.tcp_port = free_port(), free_port()
+        self.http_port, self.tcp_port, self.api_port = free_port(), free_port(), free_port()
         self.command = [sys.executable, "-m", "logwarden", "up", "--data-dir", str(data_dir), "--no-dashboards",
-                        "--http-port", str(self.http_port), "--tcp-port", str(self.tcp_port), *extra]
+                        "--http-port", str(self.http_port), "--tcp-port", str(self.tcp_port),
+                        "--api-port", str(self.api_port), *extra]
         if ray:
             self.command += ["--ray-address", ray.address]
         self.log_path = data_dir.parent / f"{data_dir.name}-up.log"
@@ -223,10 +224,12 @@ class StackProcess:
             procs.append(psutil.Process(self.popen.pid))
         kill_tree(procs, timeout=5)
 
-    def stray_processes(self) -> list[str]:
-        """Descendants still running after the stack stopped."""
+    def stray_processes(self, grace: float = 5.0) -> list[str]:
+        """Descendants still running ``grace`` seconds after the stack stopped (helpers such as
+        multiprocessing's resource tracker exit once the last pipe to them closes)."""
+        _, still = psutil.wait_procs(list(self.descendants.values()), timeout=grace)
         alive = []
-        for proc in self.descendants.values():
+        for proc in still:
             try:
                 if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
                     alive.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")

@@ -1,0 +1,100 @@
+"""Run the dashboard's Bokeh server in a background thread with its own event loop."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+from bokeh.application import Application
+from bokeh.application.handlers.function import FunctionHandler
+
+from dashboard.app import DashboardData, build_document
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DashboardHandle:
+    """A running dashboard; ``stop()`` shuts the server down and joins its thread."""
+
+    url: str
+    port: int
+    _thread: threading.Thread
+    _loop: asyncio.AbstractEventLoop
+    _stopped: threading.Event
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving (safe to call twice)."""
+        if self._stopped.is_set() or not self._thread.is_alive():
+            return
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def serve(port: int, data_dir: Path, links: dict[str, str], host: str = "127.0.0.1", refresh_ms: int = 2000,
+          window: timedelta = timedelta(hours=1), startup_timeout: float = 30.0) -> DashboardHandle:
+    """Serve the dashboard on ``host:port`` (0 picks a free port) from ``data_dir``.
+
+    ``links`` names the other UIs: keys ``Dask dashboard``, ``Ray dashboard`` and ``collector metrics``
+    (``Stack.urls()`` as it is); values that are not http(s) URLs are ignored.
+    """
+    started = threading.Event()
+    stopped = threading.Event()
+    state: dict[str, object] = {}
+
+    def run() -> None:
+        from bokeh.server.server import Server
+        from tornado.ioloop import IOLoop
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        state["loop"] = loop
+        try:
+            data = DashboardData(Path(data_dir), dict(links), window)
+            app = Application(FunctionHandler(partial(build_document, data=data, refresh_ms=refresh_ms)))
+            bound = port or _free_port(host)
+            origins = sorted({f"{host}:{bound}", f"localhost:{bound}", f"127.0.0.1:{bound}"})
+            server = Server({"/": app}, io_loop=IOLoop.current(), allow_websocket_origin=origins,
+                            port=bound, address=host,
+                            check_unused_sessions_milliseconds=10_000, unused_session_lifetime_milliseconds=30_000)
+            server.start()
+            state["port"] = server.port
+        except BaseException as exc:  # reported to the caller of serve()
+            state["error"] = exc
+            started.set()
+            loop.close()
+            return
+        started.set()
+
+        async def wait_for_stop() -> None:
+            while not stopped.is_set():
+                await asyncio.sleep(0.2)
+
+        try:
+            loop.run_until_complete(wait_for_stop())
+        finally:
+            server.stop()
+            loop.close()
+            log.info("dashboard stopped")
+
+    thread = threading.Thread(target=run, name="dashboard", daemon=True)
+    thread.start()
+    if not started.wait(startup_timeout):
+        raise RuntimeError(f"dashboard did not start within {startup_timeout}s")
+    if "error" in state:
+        raise RuntimeError(f"dashboard could not start on {host}:{port}: {state['error']}") from state["error"]
+    bound = int(state["port"])
+    url = f"http://{host}:{bound}/"
+    log.info("dashboard at %s", url)
+    return DashboardHandle(url, bound, thread, state["loop"], stopped)

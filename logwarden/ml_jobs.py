@@ -1,0 +1,70 @@
+"""The stack's side of the ML rules: where their models and feedback live, and scheduled retraining."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from logwarden.common.paths import DataDir
+from monitoring.rules import RulesFile
+
+log = logging.getLogger(__name__)
+ML_KIND = "ml"
+
+
+def ml_rule_dicts(rules: RulesFile) -> list[dict]:
+    """The declarations of the enabled ``kind: ml`` rules."""
+    return [rule.source for rule in rules.rules if rule.kind == ML_KIND and rule.enabled]
+
+
+def place_ml_rules(rules: RulesFile, paths: DataDir) -> RulesFile:
+    """Tell every ML rule where the data dir is (model registry under the lake, feedback store)."""
+    for source in ml_rule_dicts(rules):
+        source.setdefault("data_dir", str(paths.root))
+    return rules
+
+
+class RetrainScheduler:
+    """Checks every ``interval`` seconds which ML rules are due for retraining and trains them on Ray."""
+
+    def __init__(self, paths: DataDir, rules: RulesFile, interval: float = 300.0) -> None:
+        self.paths = paths
+        self.rules = rules
+        self.interval = interval
+        self.launched = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "RetrainScheduler":
+        """Run in a daemon thread (a first check right away)."""
+        self._thread = threading.Thread(target=self._loop, name="ml-retrain", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            specs = ml_rule_dicts(self.rules)
+            if specs:
+                try:
+                    self._retrain(specs)
+                except Exception:  # the next round tries again
+                    log.exception("scheduled ML retraining failed")
+            self._stop.wait(self.interval)
+
+    def _retrain(self, specs: list[dict]) -> None:
+        import ray
+
+        from monitoring.ml import retrain_due
+
+        started = time.monotonic()
+        launched = retrain_due(specs, self.paths.lake, self.paths.root)
+        for name, ref in launched.items():
+            manifest = ray.get(ref)
+            self.launched += 1
+            log.info("retrained ML rule %s: %s (%.0fs)", name, manifest, time.monotonic() - started)
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -1,0 +1,243 @@
+"""``MlRule``: an ML detector behaving like a rule kind (``add_data``, ``advance``, ``garbage_collect``).
+
+It reuses ``monitoring.rules.base.Rule`` for event time, filtering, re-alert throttling and
+resolution, and delegates detection to one of the streaming models (window, session,
+new_template, forecast). Anomalies carry ``value`` = score and ``threshold`` = the learned
+threshold; the confidence and the explanation (features, templates) are the first sample line
+(``ml: {json}``) and part of the description — and the ``confidence`` / ``explanation`` fields
+themselves when ``Anomaly`` has them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from logwarden.common.durations import parse_duration
+from monitoring.anomaly import Anomaly
+from monitoring.ml.feedback import FeedbackStore
+from monitoring.ml.finding import MINUTE_US, Finding
+from monitoring.ml.forecast_stream import ForecastStream
+from monitoring.ml.registry import ModelRegistry
+from monitoring.ml.schema import MlConfig
+from monitoring.ml.session_stream import SessionStream
+from monitoring.ml.sessions import SessionTracker
+from monitoring.ml.template_stream import TemplateStream
+from monitoring.ml.templates import TemplateNoveltyDetector
+from monitoring.ml.window_stream import WindowStream
+from monitoring.rules.base import US, Rule
+from monitoring.rules.filters import compile_filter
+from monitoring.rules.spec import RuleSpec, Threshold
+
+log = logging.getLogger(__name__)
+
+_ANOMALY_FIELDS = {f.name for f in dataclass_fields(Anomaly)}
+RELOAD_CHECK_S = 30.0
+FEEDBACK_REFRESH_S = 10.0
+
+
+def _rule_spec(raw: dict[str, Any]) -> RuleSpec:
+    defaults = raw.get("_defaults") or {}
+
+    def seconds(name: str, default: float) -> float:
+        value = raw.get(name, defaults.get(name))
+        return default if value is None else parse_duration(value)
+
+    threshold = raw.get("threshold") or {"op": ">", "value": 0}
+    return RuleSpec(name=raw["name"], kind="ml", severity=raw["severity"],
+                    threshold=Threshold(threshold["op"], float(threshold["value"])), filter=raw.get("filter"),
+                    group_by=(), window=60.0, realert=seconds("realert", 300.0),
+                    allowed_lateness=seconds("allowed_lateness", 60.0),
+                    channels=tuple(raw.get("channels", ())),
+                    action=raw.get("action", ""), description=raw.get("description", ""),
+                    enabled=raw.get("enabled", True), source=dict(raw))
+
+
+def build_stream(config: MlConfig, realert_us: int):
+    """The streaming detector of an ML rule's model. With a model registry, scheduled retraining is
+    ``train_remote``'s job (on Ray, from the lake) and the rule only trains its first model itself;
+    without one, the rule also retrains in process every ``retrain_every``."""
+    retrain_us = 0 if config.model_dir else int(config.retrain_every * US)
+    if config.model == "window":
+        return WindowStream(int(config.min_duration * US), config.threshold_quantile, config.min_train,
+                            retrain_us)
+    if config.model == "session":
+        tracker = SessionTracker(config.session_key, config.session_regex, int(config.session_timeout * US),
+                                 config.max_session_events)
+        return SessionStream(tracker, realert_us, config.threshold_quantile, config.history, config.min_train,
+                             retrain_every_us=retrain_us, min_probability=config.min_probability)
+    if config.model == "new_template":
+        detector = TemplateNoveltyDetector(None, int(config.learn_for * US), config.levels,
+                                           config.rise_factor, config.min_count)
+        return TemplateStream(detector, max(realert_us, MINUTE_US))
+    if config.threshold is None:
+        raise ValueError(f"ML rule {config.name!r}: a forecast needs threshold: {{op, value}}")
+    return ForecastStream(config.op, config.threshold, int(config.horizon * US), config.alpha, config.beta,
+                          config.min_points, quiet_us=max(realert_us, MINUTE_US))
+
+
+class MlRule(Rule):
+    """An ML model as a rule kind. Built from the rule's dict as written in the rules file (durations
+    as text) or from a ``RuleSpec`` whose ``source`` is that dict; ``model_dir`` / ``data_dir`` keys
+    locate the model registry and the feedback store."""
+
+    kind = "ml"
+
+    def __init__(self, spec: dict[str, Any] | RuleSpec) -> None:
+        raw = dict(spec.source) if isinstance(spec, RuleSpec) else dict(spec)
+        self.config = MlConfig.from_dict(raw)
+        super().__init__(_rule_spec(raw))
+        self.stream = build_stream(self.config, self.realert_us)
+        self.registry = ModelRegistry(self.config.model_dir) if self.config.model_dir else None
+        self.feedback = FeedbackStore.for_data_dir(self.config.data_dir) if self.config.data_dir else None
+        self.model_version: str | None = None
+        self.last_finding: dict[str, tuple[int, int]] = {}
+        self.suppressed = 0
+        self._suppressed_patterns: set[str] = set()
+        self._feedback_checked = 0.0
+        self._registry_checked = 0.0
+        self.reload_model()
+
+    # pickling: the compiled filter is a closure; rebuild it from the spec --------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("matches", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.matches = compile_filter(self.spec.filter)
+        self._registry_checked = self._feedback_checked = 0.0  # monotonic clocks do not cross processes
+
+    # models ------------------------------------------------------------------------------
+    def reload_model(self) -> bool:
+        """Load the registry's latest version if it is not the one in use; whether one was loaded."""
+        self._registry_checked = time.monotonic()
+        if self.registry is None:
+            return False
+        latest = self.registry.latest_version(self.config.model_name)
+        if latest is None or latest == self.model_version:
+            return False
+        loaded = self.registry.load(self.config.model_name, latest)
+        if loaded is None:
+            return False
+        model, info = loaded
+        if info.manifest.get("kind") != self.stream.kind:
+            log.warning("rule %s: model %s %s is a %s model, not %s; ignored", self.spec.name,
+                        self.config.model_name, latest, info.manifest.get("kind"), self.stream.kind)
+            return False
+        self.stream.use_model(model)
+        self.model_version = latest
+        log.info("rule %s: using model %s %s", self.spec.name, self.config.model_name, latest)
+        return True
+
+    def _train_in_process(self, watermark_us: int) -> None:
+        extra = self.feedback.false_positive_payloads(self.spec.name) if self.feedback else []
+        if self.stream.kind == "window":
+            rows: dict[str, list] = {}
+            for payload in extra:
+                rows.setdefault(payload.get("service", ""), []).extend(payload.get("rows", []))
+            model = self.stream.fit(watermark_us, rows)
+            summary = model.summary()
+        else:
+            model = self.stream.fit(watermark_us, [p["sequence"] for p in extra if "sequence" in p])
+            summary = {"sessions": model.n_train, "threshold": model.threshold}
+        if self.registry is not None:
+            saved = self.registry.save(self.config.model_name, model, self.stream.kind,
+                                       {**summary, "trained_in": "rule", "false_positives": len(extra)})
+            self.model_version = saved.version
+
+    # the Rule surface ----------------------------------------------------------------------
+    def on_matches(self, matched: pa.Table) -> list[Anomaly]:
+        return self._raise(self.stream.add(matched))
+
+    def evaluate(self) -> list[Anomaly]:
+        watermark = self.watermark_us
+        if time.monotonic() - self._registry_checked >= RELOAD_CHECK_S:
+            self.reload_model()
+        anomalies = self._raise(self.stream.close(watermark))
+        if self.stream.due(watermark):
+            self._train_in_process(watermark)
+        for key, (start, last) in list(self.last_finding.items()):
+            if watermark - last >= self.stream.quiet_us:
+                resolved = self.resolve(key, lambda: self.resolved(key, start, watermark, 0.0))
+                if resolved:
+                    anomalies.append(resolved)
+        return anomalies
+
+    def garbage_collect(self) -> None:
+        watermark = self.watermark_us
+        if watermark is None:
+            return
+        self.stream.garbage_collect(watermark)
+        quiet = self.stream.quiet_us
+        for key in [k for k, (_, last) in self.last_finding.items() if watermark - last >= quiet]:
+            state = self.alerts.get(key)
+            if not (state and state.active):
+                del self.last_finding[key]
+                self.alerts.pop(key, None)
+
+    # findings -> anomalies ----------------------------------------------------------------
+    def _suppressed_now(self) -> set[str]:
+        if self.feedback is not None and time.monotonic() - self._feedback_checked >= FEEDBACK_REFRESH_S:
+            self._suppressed_patterns = self.feedback.suppressed_patterns(self.spec.name)
+            self._feedback_checked = time.monotonic()
+        return self._suppressed_patterns
+
+    def refresh_feedback(self) -> None:
+        """Re-read the false-positive patterns now (normally every few seconds)."""
+        self._feedback_checked = 0.0
+        self._suppressed_now()
+
+    def _raise(self, findings: list[Finding]) -> list[Anomaly]:
+        anomalies = []
+        suppressed = self._suppressed_now() if findings else set()
+        for finding in findings:
+            if finding.pattern in suppressed:
+                self.suppressed += 1
+                continue
+            previous = self.last_finding.get(finding.key)
+            self.last_finding[finding.key] = (previous[0] if previous else finding.start_us,
+                                              max(finding.end_us, previous[1] if previous else 0))
+            anomaly = self.fire(finding.key, finding.end_us, lambda: self._anomaly(finding))
+            if anomaly is not None:
+                anomalies.append(anomaly)
+                self._store(anomaly, finding)
+        return anomalies
+
+    def _anomaly(self, finding: Finding) -> Anomaly:
+        anomaly = self.anomaly(finding.key, finding.start_us, finding.end_us, finding.score,
+                               first_us=finding.start_us, last_us=finding.end_us)
+        explanation = {**finding.explanation, "confidence": round(finding.confidence, 4),
+                       "score": round(finding.score, 5), "threshold": round(finding.threshold, 5),
+                       "pattern": finding.pattern, "model_version": self.model_version}
+        anomaly.threshold = f"> {finding.threshold:.6g}"
+        anomaly.samples = [f"ml: {orjson.dumps(explanation).decode()}", *finding.samples[-4:]]
+        text = (f"{finding.summary} (score {finding.score:.4g} > {finding.threshold:.4g}, "
+                f"confidence {finding.confidence:.2f})")
+        anomaly.description = f"{self.spec.description} {text}".strip()
+        if "confidence" in _ANOMALY_FIELDS:
+            anomaly.confidence = round(finding.confidence, 4)
+        if "explanation" in _ANOMALY_FIELDS:
+            anomaly.explanation = explanation
+        return anomaly
+
+    def _store(self, anomaly: Anomaly, finding: Finding) -> None:
+        if self.feedback is None:
+            return
+        try:
+            self.feedback.record(anomaly.id, self.spec.name, self.stream.kind, finding.key, finding.pattern,
+                                 finding.score, finding.confidence,
+                                 {**finding.payload, "explanation": finding.explanation,
+                                  "window_start": anomaly.window_start, "window_end": anomaly.window_end})
+        except Exception:  # the anomaly must still be routed when the feedback store is unavailable
+            log.exception("rule %s: could not store anomaly %s for feedback", self.spec.name, anomaly.id)
+
+    def stats(self) -> dict[str, Any]:
+        """The base rule's figures plus the model, its version, scored items and suppressed findings."""
+        return {**super().stats(), "model": self.stream.kind, "model_version": self.model_version,
+                "scored": self.stream.scored, "suppressed": self.suppressed}

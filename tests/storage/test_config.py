@@ -1,0 +1,65 @@
+"""The ``storage:`` config section."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from logwarden.common.yamlconf import ConfigError, parse_yaml
+from storage import Lake
+from storage.config import StorageConfig
+from storage.retention import RetentionPolicy, RetentionScheduler
+from tests.storage.sample import rows, table
+
+EXAMPLE = """
+storage:
+  retention:
+    compact_after: 7d
+    compression_level: 12
+    raw_after: 30d
+    raw_action: archive
+    archive_dir: /srv/logwarden/archive
+    aggregates_after: 365d
+    interval: 1h
+  elasticsearch:
+    url: http://127.0.0.1:9200
+    index_prefix: logwarden
+    bulk_docs: 2000
+    slow_request: 1s
+"""
+
+
+def test_example_section_loads():
+    config = StorageConfig.from_dict(parse_yaml(EXAMPLE).data["storage"])
+    assert config.retention.raw_action == "archive" and config.retention.compression_level == 12
+    assert str(config.retention.archive_dir) == "/srv/logwarden/archive"
+    assert config.elasticsearch.url == "http://127.0.0.1:9200" and config.elasticsearch.bulk_docs == 2000
+    assert config.elasticsearch.slow_request_seconds == 1.0
+
+
+def test_defaults_and_no_sink_without_url():
+    assert StorageConfig.from_dict(None) == StorageConfig()
+    assert StorageConfig.from_dict({"elasticsearch": {"url": None}}).elasticsearch is None
+    assert StorageConfig().retention == RetentionPolicy()
+
+
+@pytest.mark.parametrize("section", [
+    {"retension": {}}, [], {"retention": {"raw_after": "soon"}}, {"elasticsearch": {"url": "x"}},
+    {"elasticsearch": {"index_prefix": "Bad"}}, {"elasticsearch": {"url": "http://x", "bulk": 5}},
+])
+def test_bad_keys_and_values_raise_config_error(section):
+    with pytest.raises(ConfigError):
+        StorageConfig.from_dict(section)
+
+
+def test_scheduler_runs_at_start_and_stops(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    lake.commit_batch("old", table(rows(5)))  # 2026-11-20: far older than 1 day before the real clock
+    scheduler = RetentionScheduler(lake.root, RetentionPolicy(compact_after_days=1, raw_after_days=2,
+                                                              interval_seconds=3600)).start()
+    deadline = time.monotonic() + 20
+    while scheduler.runs == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    scheduler.stop()
+    assert scheduler.runs == 1 and not list(lake.logs.rglob("*.parquet"))
+    assert {a.kind for a in scheduler.last_report.actions} == {"delete"}
