@@ -24,7 +24,7 @@ from processing.aggregate import minute_aggregates
 from processing.masking import Masker, MaskingConfig
 from processing.mining import Unmatched
 from processing.templates import TemplateInfo
-from processing.templates.distributed import match_partition
+from processing.templates.distributed import match_column, match_partition
 from storage import Lake
 from storage.elasticsearch import ElasticsearchConfig, SinkUnavailable, sink_for
 
@@ -86,21 +86,20 @@ def prepare_batch(spool_path: str, snapshot: bytes, masking: MaskingConfig | Non
     """Phase one: mask, order and match; the distinct messages no template covers, in order."""
     batch_id = batch_id_of(spool_path)
     table = _prepare(spool_path, masking)
-    messages = table["message"].to_pylist()
-    matches = match_partition(snapshot, messages, with_params=False)
+    matches = match_column(snapshot, table["message"])
     _PREPARED[batch_id] = (table, matches)
     while len(_PREPARED) > _PREPARED_KEEP:
         _PREPARED.popitem(last=False)
     result = Unmatched(batch_id, rows=table.num_rows)
     missing = [row for row, match in enumerate(matches) if match is None]
     if missing:
-        seconds = _seconds(table)
+        rows = table.select(["message", "timestamp"]).take(missing)
         seen: set[str] = set()
-        for row in missing:
-            if messages[row] not in seen:
-                seen.add(messages[row])
-                result.messages.append(messages[row])
-                result.timestamps.append(seconds[row])
+        for message, at in zip(rows["message"].to_pylist(), _seconds(rows)):
+            if message not in seen:
+                seen.add(message)
+                result.messages.append(message)
+                result.timestamps.append(at)
     return result
 
 
@@ -112,7 +111,7 @@ def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: li
     table, matches = _PREPARED.pop(batch_id, (None, None))
     if table is None:  # another worker ran phase one, or this one restarted
         table = _prepare(spool_path, masking)
-    messages = table["message"].to_pylist()
+    messages = table["message"]
     matches = _complete_matches(snapshot, messages, matches)
     records = table.append_column(TEMPLATE_FIELDS[0], pa.array([m.template_id for m in matches], pa.string()))
     records = records.append_column(TEMPLATE_FIELDS[1], pa.array([m.template for m in matches], pa.string()))
@@ -132,23 +131,24 @@ def _index(config: ElasticsearchConfig, batch_id: str, records: pa.Table) -> Non
         log.error("batch %s not indexed in Elasticsearch: %s", batch_id, exc)
 
 
-def _complete_matches(snapshot: bytes, messages: list[str], earlier: list | None) -> list:
+def _complete_matches(snapshot: bytes, messages: pa.ChunkedArray, earlier: list | None) -> list:
     """Matches for every message: phase one's where it had them, the new snapshot's for the rest.
     (A template only generalizes when it learns, and phase one's ids stay valid: ids never change.)"""
     if earlier is None:
-        matches = match_partition(snapshot, messages, with_params=False)
+        matches = match_column(snapshot, messages)
     else:
         rows = [row for row, match in enumerate(earlier) if match is None]
         matches = list(earlier)
-        for row, match in zip(rows, match_partition(snapshot, [messages[r] for r in rows], with_params=False)):
+        texts = messages.take(rows).to_pylist() if rows else []
+        for row, match in zip(rows, match_partition(snapshot, texts, with_params=False)):
             matches[row] = match
-    missing = [m for m, match in zip(messages, matches) if match is None]
+    missing = [row for row, match in enumerate(matches) if match is None]
     if missing:
-        raise RuntimeError(f"{len(missing)} messages match no template, e.g. {missing[0]!r}")
+        raise RuntimeError(f"{len(missing)} messages match no template, e.g. {messages[missing[0]].as_py()!r}")
     return matches
 
 
-def _usage(records: pa.Table, messages: list[str], learned: list[str]) -> list[TemplateInfo]:
+def _usage(records: pa.Table, messages: pa.ChunkedArray, learned: list[str]) -> list[TemplateInfo]:
     """Template counts and first/last event times of the batch, less the first occurrence of each
     message the driver learned (learning counted it already)."""
     seconds = pc.divide(pc.cast(pc.cast(records["timestamp"], pa.int64()), pa.float64()), 1e6)
@@ -156,11 +156,9 @@ def _usage(records: pa.Table, messages: list[str], learned: list[str]) -> list[T
         .group_by(["template_id", "template"]).aggregate([([], "count_all"), ("at", "min"), ("at", "max")])
     counted = {row["template_id"]: row for row in grouped.to_pylist()}
     if learned:
-        first_row = {}
-        for row, message in enumerate(messages):
-            first_row.setdefault(message, row)
+        rows = pc.index_in(pa.array(learned, pa.string()), value_set=messages).to_pylist()
         ids = records["template_id"]
-        for message in learned:
-            counted[ids[first_row[message]].as_py()]["count_all"] -= 1
+        for row in rows:
+            counted[ids[row].as_py()]["count_all"] -= 1
     return [TemplateInfo(tid, row["template"], row["count_all"], row["at_min"], row["at_max"])
             for tid, row in counted.items() if row["count_all"] > 0]

@@ -32,7 +32,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from logwarden.common.atomic import fsync_dir, write_bytes_atomic
+from logwarden.common.atomic import fsync_path, write_bytes_atomic
 from logwarden.common.durations import format_duration, parse_duration
 from logwarden.common.yamlconf import ConfigError
 from storage.lake import Lake, parquet_files
@@ -259,7 +259,7 @@ def _write_compacted(table: pa.Table, target: Path, policy: RetentionPolicy) -> 
     finally:
         os.close(fd)
     os.replace(tmp, target)
-    fsync_dir(target.parent)
+    fsync_path(target.parent)
 
 
 def _archive(lake: Lake, policy: RetentionPolicy, folder: Path) -> None:

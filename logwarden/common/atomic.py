@@ -8,16 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a folder (which makes a rename in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -29,9 +21,9 @@ def write_parquet_atomic(table: pa.Table, path: Path, compression_level: int | N
     """Write ``table`` (zstd) under a hidden temporary name, fsync it, then rename it into place."""
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression="zstd", compression_level=compression_level)
-    _fsync_file(tmp)
+    fsync_path(tmp)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def write_bytes_atomic(data: bytes, path: Path) -> None:
@@ -42,4 +34,4 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)

@@ -18,7 +18,7 @@ from typing import Any
 import joblib
 import orjson
 
-from logwarden.common.atomic import fsync_dir, write_bytes_atomic
+from logwarden.common.atomic import fsync_path, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class ModelRegistry:
         write_bytes_atomic(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
                            staging / "manifest.json")
         staging.rename(target)
-        fsync_dir(folder)
+        fsync_path(folder)
         write_bytes_atomic(version.encode(), folder / "LATEST")
         log.info("saved model %s %s (%s)", name, version, kind)
         self._prune(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -18,6 +19,7 @@ from processing.templates.miner import TemplateMiner
 from processing.templates.model import TemplateMatch
 
 logger = logging.getLogger(__name__)
+_DIGIT = re.compile(r"[0-9]")
 
 Mapper = Callable[[Callable[[Sequence[str]], list], Iterable[Sequence[str]]], Iterable[list]]
 
@@ -91,3 +93,39 @@ class BatchCoordinator:
         worker = partial(match_partition, self.snapshot())
         matched = [list(result) for result in mapper(worker, partitions)]
         return self.complete(partitions, matched, timestamps)
+
+
+def match_column(snapshot: bytes, messages: "pa.Array | pa.ChunkedArray") -> list[TemplateMatch | None]:
+    """:func:`match_partition` for an Arrow column of messages, without parameters, matching one message
+    per *digit shape* (every ASCII digit as ``0``, computed vectorized).
+
+    The miner's masking depends only on the digit shape whenever the masked text keeps no digit (its own
+    masking cache rests on the same fact), so every message of such a shape has the representative's
+    template. Shapes whose masked form keeps digits, and miners without the shape cache (custom masks
+    that single out digit values), fall back to matching message by message.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    miner = _miner_for(snapshot)
+    if isinstance(messages, pa.ChunkedArray):
+        messages = messages.combine_chunks()
+    if not miner.config.mask_cache_size or len(messages) == 0:
+        return miner.match_batch(messages.to_pylist(), with_params=False)
+    encoded = pc.dictionary_encode(pc.replace_substring_regex(messages, "[0-9]", "0"))
+    groups = encoded.indices.to_numpy(zero_copy_only=False)
+    _, first_rows = np.unique(groups, return_index=True)
+    representatives = messages.take(pa.array(first_rows)).to_pylist()
+    by_group: list[TemplateMatch | None] = []
+    exact: list[bool] = []
+    for message in representatives:
+        by_group.append(miner.match(message, with_params=False))
+        exact.append(_DIGIT.search(miner.mask(message)) is None)
+    matches = [by_group[g] for g in groups.tolist()]
+    inexact = [g for g, ok in enumerate(exact) if not ok]
+    if inexact:
+        rows = np.flatnonzero(np.isin(groups, inexact)).tolist()
+        for row, match in zip(rows, miner.match_batch(messages.take(pa.array(rows)).to_pylist(), False)):
+            matches[row] = match
+    return matches
