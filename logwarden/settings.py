@@ -8,6 +8,7 @@ from typing import Any
 from alerting.config import AlertingConfigError, parse_alerting
 from collector.config import CollectorConfig
 from logwarden.common.yamlconf import ConfigError, load_yaml
+from processing.config import ProcessingConfig
 from storage.config import StorageConfig
 
 SECTIONS = ("collector", "processing", "monitoring", "alerting", "storage")
@@ -19,6 +20,7 @@ class Settings:
 
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    processing: ProcessingConfig = field(default_factory=lambda: ProcessingConfig.from_dict(None))
     raw: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
 
@@ -46,7 +48,11 @@ def load_settings(path: str | Path | None) -> Settings:
         storage = StorageConfig.from_dict(data.get("storage"))
     except ConfigError as exc:
         raise doc.error(["storage"], exc.problem) from None
-    return Settings(collector=collector, storage=storage, raw=data, source=str(path))
+    try:
+        processing = ProcessingConfig.from_dict(data.get("processing"))
+    except ConfigError as exc:
+        raise doc.error(["processing"], exc.problem) from None
+    return Settings(collector=collector, storage=storage, processing=processing, raw=data, source=str(path))
 
 
 __all__ = ["ConfigError", "Settings", "load_settings"]

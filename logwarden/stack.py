@@ -134,7 +134,9 @@ class Stack:
         self.retention = RetentionScheduler(self.paths.lake, opts.settings.storage.retention).start()
         self.retrain = RetrainScheduler(self.paths, self.rules).start()
         workers = opts.adaptive_max or max(1, len(self.dask.client.nthreads()))
+        processing = opts.settings.processing
         self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch, max_in_flight=2 * workers,
+                                        masking=processing.masking, inventory=processing.inventory,
                                         elasticsearch=opts.settings.storage.elasticsearch)
         self.processor.start()
         self.watcher = RulesWatcher(Path(opts.rules_path), self._reload_rules)

@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from logwarden.common.records import record_schema
-from processing.aggregate import minute_aggregates
+from processing.aggregate import minute_aggregates, user_errors
+from processing.enrich import HOST_FIELD, INVENTORY_FIELDS, Inventory
 from processing.masking import Masker, MaskingConfig
 from processing.mining import Unmatched
 from processing.templates import TemplateInfo
@@ -37,10 +38,10 @@ _PREPARED_KEEP = 16
 
 
 def lake_schema() -> pa.Schema:
-    """The columns of the lake: the record layout plus the template of each record."""
+    """The columns of the lake: the record layout, the template of each record, and its enrichment."""
     schema = record_schema()
-    for template_field in TEMPLATE_FIELDS:
-        schema = schema.append(template_field)
+    for extra in (*TEMPLATE_FIELDS, *INVENTORY_FIELDS, HOST_FIELD):
+        schema = schema.append(extra)
     return schema
 
 
@@ -53,6 +54,7 @@ class BatchOutput:
     aggregates: pa.Table
     usage: list[TemplateInfo] = field(default_factory=list)
     new_templates: list[TemplateInfo] = field(default_factory=list)
+    user_errors: pa.Table | None = None
 
     @property
     def num_records(self) -> int:
@@ -105,8 +107,10 @@ def prepare_batch(spool_path: str, snapshot: bytes, masking: MaskingConfig | Non
 
 def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
                    masking: MaskingConfig | None = None,
-                   elasticsearch: ElasticsearchConfig | None = None) -> BatchOutput:
-    """Phase two: template every record against ``snapshot``, aggregate, commit to the lake."""
+                   elasticsearch: ElasticsearchConfig | None = None,
+                   inventory: Inventory | None = None,
+                   new_template_ids: frozenset[str] = frozenset()) -> BatchOutput:
+    """Phase two: template every record against ``snapshot``, enrich, aggregate, commit to the lake."""
     batch_id = batch_id_of(spool_path)
     table, matches = _PREPARED.pop(batch_id, (None, None))
     if table is None:  # another worker ran phase one, or this one restarted
@@ -115,11 +119,13 @@ def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: li
     matches = _complete_matches(snapshot, messages, matches)
     records = table.append_column(TEMPLATE_FIELDS[0], pa.array([m.template_id for m in matches], pa.string()))
     records = records.append_column(TEMPLATE_FIELDS[1], pa.array([m.template for m in matches], pa.string()))
-    aggregates = minute_aggregates(records)
+    records = (inventory or Inventory()).enrich(records)
+    aggregates = minute_aggregates(records, new_template_ids)
     Lake(Path(lake_root)).commit_batch(batch_id, records, aggregates)
     if elasticsearch is not None:
         _index(elasticsearch, batch_id, records)
-    return BatchOutput(batch_id, records, aggregates, usage=_usage(records, messages, learned))
+    return BatchOutput(batch_id, records, aggregates, usage=_usage(records, messages, learned),
+                       user_errors=user_errors(records))
 
 
 def _index(config: ElasticsearchConfig, batch_id: str, records: pa.Table) -> None:

@@ -21,6 +21,7 @@ from distributed import Client, Future
 from collector.spool import Spool
 from logwarden.common.paths import DataDir
 from processing.batch import BatchOutput, batch_id_of, finalize_batch, prepare_batch
+from processing.enrich import Inventory
 from processing.masking import MaskingConfig
 from processing.mining import TemplateCoordinator
 from processing.templates import TemplateInfo
@@ -47,7 +48,8 @@ class SpoolProcessor:
 
     def __init__(self, client: Client, paths: DataDir, sink: BatchSink, max_in_flight: int = 4,
                  poll_interval: float = 0.05, masking: MaskingConfig | None = None,
-                 spool_dir: Path | None = None, elasticsearch: "ElasticsearchConfig | None" = None) -> None:
+                 spool_dir: Path | None = None, elasticsearch: "ElasticsearchConfig | None" = None,
+                 inventory: Inventory | None = None) -> None:
         self.client = client
         self.spool = Spool(spool_dir or paths.spool)
         self.lake_root = str(paths.lake)
@@ -56,6 +58,7 @@ class SpoolProcessor:
         self.poll_interval = poll_interval
         self.masking = masking
         self.elasticsearch = elasticsearch
+        self.inventory = inventory
         self.templates = TemplateCoordinator(paths.lake)
         self._snapshot_bytes: bytes | None = None
         self._snapshot_future: Future | None = None
@@ -137,6 +140,7 @@ class SpoolProcessor:
         # Depending on the phase-one future places phase two on the worker that holds its table.
         item.future = self.client.submit(_finalize_after, prepared, str(item.path), self.lake_root,
                                          self._snapshot(), unmatched.messages, self.masking, self.elasticsearch,
+                                         self.inventory, frozenset(t.template_id for t in item.learned),
                                          key=f"finalize-{batch_id}-{time.monotonic_ns()}", retries=2)
         item.phase = "finalize"
         prepared.release()
@@ -168,6 +172,8 @@ class SpoolProcessor:
 
 
 def _finalize_after(_prepared, spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
-                    masking: MaskingConfig | None, elasticsearch: "ElasticsearchConfig | None") -> BatchOutput:
+                    masking: MaskingConfig | None, elasticsearch: "ElasticsearchConfig | None",
+                    inventory: Inventory | None, new_template_ids: frozenset[str]) -> BatchOutput:
     """``finalize_batch``, scheduled after (and next to) its phase-one result."""
-    return finalize_batch(spool_path, lake_root, snapshot, learned, masking, elasticsearch)
+    return finalize_batch(spool_path, lake_root, snapshot, learned, masking, elasticsearch, inventory,
+                          new_template_ids)

@@ -63,6 +63,9 @@ def run_incidents(stack: StackProcess) -> None:
     assert services == {"api-gateway", "auth-service", "inventory-service", "payment-service", "orders-service"}
     assert stack.accepted("tcp") > 0 and stack.accepted("http") > 0
     assert query(lake, "SELECT count(*) FROM logs WHERE user_id = 'u-666' AND level = 'ERROR'") == [(50,)]
+    teams = dict(query(lake, "SELECT service, any_value(team) FROM logs GROUP BY 1"))
+    assert teams["payment-service"] == "payments" and teams["orders-service"] == "unassigned"
+    assert query(lake, "SELECT count(*) FROM logs WHERE template_id IS NULL") == [(0,)]
 
 
 def test_http_and_tcp_logs_fire_all_five_rules_on_local_dask(tmp_path, ray_head):
