@@ -109,4 +109,3 @@ class RayConnection:
         ray.shutdown()
         if self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
-

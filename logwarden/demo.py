@@ -140,8 +140,8 @@ class TrafficModel:
     def _database_service(self, at: float) -> dict:
         duration = round(self.random.lognormvariate(2.0, 0.8), 1)
         level = "WARNING" if duration > 60 else "INFO"
-        return self._base(at, "database-service", level, f"Query executed in {duration}ms rows={self.random.randint(0, 50)}",
-                          duration_ms=duration)
+        message = f"Query executed in {duration}ms rows={self.random.randint(0, 50)}"
+        return self._base(at, "database-service", level, message, duration_ms=duration)
 
     def _incident_records(self, clock: SimClock, begin: float, end: float) -> Iterator[dict]:
         yield from self._spread(clock, begin, end, "suspicious_user", 60, lambda at: self._base(

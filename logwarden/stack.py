@@ -114,8 +114,6 @@ class Stack:
             raise
 
     def _start_parts(self) -> None:
-        from monitoring.actors import DetectorPool
-
         opts = self.options
         if opts.collector:
             self.collector = CollectorProcess(self.paths.root, opts.host, opts.http_port, opts.tcp_port,
@@ -124,23 +122,8 @@ class Stack:
         self.dask = DaskConnection.open(opts.dask_scheduler, opts.dask_workers, opts.dask_dashboard_port, opts.host,
                                         adaptive_max=opts.adaptive_max, spool_dir=self.paths.spool)
         self.ray = RayConnection.open(opts.ray_address, opts.ray_dashboard_port, opts.host, num_cpus=2)
-        self.pool = DetectorPool(self.rules)
-        self.alerts = build_alerting(opts.settings.raw.get("alerting"), self.rules.routing, self.paths.alerts,
-                                     dashboard_url=opts.dashboard_url, source=opts.config_path)
-        self.alerts.start()
-        self.api = ApiServer([self._install_alert_routes, self._install_search, self._install_feedback],
-                             opts.host, opts.api_port)
-        self.api.start()
-        self.retention = RetentionScheduler(self.paths.lake, opts.settings.storage.retention).start()
-        self.retrain = RetrainScheduler(self.paths, self.rules).start()
-        workers = opts.adaptive_max or max(1, len(self.dask.client.nthreads()))
-        processing = opts.settings.processing
-        self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch, max_in_flight=2 * workers,
-                                        masking=processing.masking, inventory=processing.inventory,
-                                        elasticsearch=opts.settings.storage.elasticsearch)
-        self.processor.start()
-        self.watcher = RulesWatcher(Path(opts.rules_path), self._reload_rules)
-        self.watcher.start()
+        self._start_monitoring_and_alerting()
+        self._start_processing()
         write_bytes_atomic(orjson.dumps({"pid": os.getpid(), "urls": self.urls()}), self.paths.run / STACK_FILE)
         if opts.dashboard_port is not None:
             self.dashboard = dashboard.serve(opts.dashboard_port, self.paths.root, self.urls(), host=opts.host)
@@ -148,6 +131,35 @@ class Stack:
             self.demo = DemoTraffic(f"http://{opts.host}:{opts.http_port}/v1/logs", (opts.host, opts.tcp_port),
                                     speed=opts.demo_speed, incidents=opts.demo_incidents)
             self.demo.start()
+
+    def _start_monitoring_and_alerting(self) -> None:
+        """Detectors (Ray actors), the alert service, the API, rule reloads and ML retraining."""
+        from monitoring.actors import DetectorPool
+
+        opts = self.options
+        self.pool = DetectorPool(self.rules, checkpoint_dir=self.paths.monitoring / "checkpoints")
+        dashboard_url = opts.dashboard_url or (f"http://{opts.host}:{opts.dashboard_port}"
+                                               if opts.dashboard_port is not None else None)
+        self.alerts = build_alerting(opts.settings.raw.get("alerting"), self.rules.routing, self.paths.alerts,
+                                     dashboard_url=dashboard_url, source=opts.config_path)
+        self.alerts.start()
+        self.api = ApiServer([self._install_alert_routes, self._install_search, self._install_feedback],
+                             opts.host, opts.api_port)
+        self.api.start()
+        self.watcher = RulesWatcher(Path(opts.rules_path), self._reload_rules)
+        self.watcher.start()
+        self.retrain = RetrainScheduler(self.paths, self.rules).start()
+
+    def _start_processing(self) -> None:
+        """The spool processor on Dask, and the lake's retention job."""
+        opts = self.options
+        workers = opts.adaptive_max or max(1, len(self.dask.client.nthreads()))
+        processing = opts.settings.processing
+        self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch, max_in_flight=2 * workers,
+                                        masking=processing.masking, inventory=processing.inventory,
+                                        elasticsearch=opts.settings.storage.elasticsearch)
+        self.processor.start()
+        self.retention = RetentionScheduler(self.paths.lake, opts.settings.storage.retention).start()
 
     def _install_alert_routes(self, app) -> None:
         from alerting.http import aiohttp_routes

@@ -54,9 +54,9 @@ def _with_templates(aggregates: pa.Table, records: pa.Table, new_ids: frozenset[
     keys = list(zip(aggregates["service"].to_pylist(), aggregates["bucket"].to_pylist()))
     top: dict[tuple, list[tuple[int, str]]] = {key: [] for key in keys}
     if "template_id" in records.column_names:
-        counts = pa.table({"service": records["service"], "bucket": pc.floor_temporal(records["timestamp"], unit="minute"),
-                           "template_id": records["template_id"]}).group_by(["service", "bucket", "template_id"]) \
-            .aggregate([([], "count_all")])
+        minute = pc.floor_temporal(records["timestamp"], unit="minute")
+        counts = pa.table({"service": records["service"], "bucket": minute, "template_id": records["template_id"]}) \
+            .group_by(["service", "bucket", "template_id"]).aggregate([([], "count_all")])
         for row in counts.to_pylist():
             top[(row["service"], row["bucket"])].append((row["count_all"], row["template_id"]))
     ranked = [[tid for _, tid in sorted(top[key], key=lambda c: (-c[0], c[1]))[:TOP_TEMPLATES]] for key in keys]
@@ -73,7 +73,8 @@ def user_errors(records: pa.Table) -> pa.Table:
                                     pc.is_valid(records["user_id"])))
     if errors.num_rows == 0:
         return USER_ERRORS_SCHEMA.empty_table()
-    grouped = pa.table({"user_id": errors["user_id"], "bucket": pc.floor_temporal(errors["timestamp"], unit="minute")}) \
+    minute = pc.floor_temporal(errors["timestamp"], unit="minute")
+    grouped = pa.table({"user_id": errors["user_id"], "bucket": minute}) \
         .group_by(["user_id", "bucket"]).aggregate([([], "count_all")])
     return pa.table({"user_id": grouped["user_id"], "bucket": grouped["bucket"],
                      "errors": grouped["count_all"]}).cast(USER_ERRORS_SCHEMA)

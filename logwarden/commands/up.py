@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("up", help="start collector, Dask, Ray, detectors and alerting")
     add_data_dir(parser)
     add_config(parser)
-    parser.add_argument("--rules", default=str(ANOMALY_SCHEMA_PATH), help="rules file (default schemas/anomaly_schema.yaml)")
+    parser.add_argument("--rules", default=str(ANOMALY_SCHEMA_PATH),
+                        help="rules file (default schemas/anomaly_schema.yaml)")
     parser.add_argument("--demo", action="store_true", help="send demo traffic with incidents")
     parser.add_argument("--demo-speed", type=float, default=10.0,
                         help="how much faster than the wall clock the demo's simulated clock runs (default 10)")
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dask-workers", type=int, default=2, help="workers of the local Dask cluster (default 2)")
     parser.add_argument("--adaptive", type=int, nargs="?", const=4, default=None, metavar="MAX_WORKERS",
                         help="scale the local Dask cluster between 1 and MAX_WORKERS (default 4) with the load")
-    parser.add_argument("--dask-dashboard-port", type=int, default=8787, help="local Dask dashboard port (default 8787)")
+    parser.add_argument("--dask-dashboard-port", type=int, default=8787,
+                        help="local Dask dashboard port (default 8787)")
     parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                         help="use this Ray cluster (HOST:6379) instead of a local Ray")
     parser.add_argument("--ray-dashboard-port", type=int, default=8265, help="local Ray dashboard port (default 8265)")

@@ -120,4 +120,3 @@ _DEFAULT = TextParser()
 def parse(data: bytes | str) -> ParsedRecord:
     """Parse with the default header patterns."""
     return _DEFAULT.parse(data)
-

@@ -14,9 +14,13 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 from processing.templates.miner import TemplateMiner
 from processing.templates.model import TemplateMatch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 _DIGIT = re.compile(r"[0-9]")
