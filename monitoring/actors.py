@@ -1,86 +1,337 @@
-"""Detectors on Ray: one ``DetectorActor`` per rule, fed every batch as one shared Arrow object."""
+"""Detectors on Ray: one ``DetectorActor`` per (rule, shard), fed every batch as shared Arrow objects.
+
+Keys of a rule with ``shards: N`` are spread over N actors by a stable hash of the group-by key;
+every shard is told the newest event time of the whole batch, so event time (and silence
+detection) moves on even for a shard that got no rows.
+
+Faults: actors restart (``max_restarts``) and resume from their checkpoint
+(``<checkpoint_dir>/<rule>/<shard>.ckpt``, written every ``checkpoint_every`` calls or
+``checkpoint_seconds``). Each call carries a sequence number; a restarted actor that missed calls
+says so, and the pool replays them from the calls it keeps (those after the oldest checkpoint).
+Replays raise the same anomalies again (they are stamped in event time); the pool drops those it
+has already handed out, so no alert is lost and none is repeated.
+"""
 from __future__ import annotations
 
 import logging
 import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import ray
+from ray.exceptions import RayActorError
 
 from monitoring.anomaly import Anomaly
-from monitoring.engine import DetectorSet
+from monitoring.checkpoint import Checkpoint, CheckpointStore
+from monitoring.engine import DetectorSet, anomaly_order
 from monitoring.rules import RulesFile, RuleSpec
+from monitoring.sharding import newest_event_us, split_by_key
 
 log = logging.getLogger(__name__)
+EMITTED_IDS = 100_000
+MAX_KEPT_CALLS = 512
+CALL_ATTEMPTS = 20
 
 
-@ray.remote(num_cpus=0, max_restarts=-1)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class DetectorActor:
-    """One rule on Ray. Returns anomalies as plain dicts."""
+    """One shard of one rule on Ray. Returns anomalies as plain dicts."""
 
-    def __init__(self, spec: RuleSpec) -> None:
+    def __init__(self, spec: RuleSpec, shard: int = 0, session: str = "", checkpoint_dir: str | None = None,
+                 checkpoint_every: int = 10, checkpoint_seconds: float = 5.0, start_seq: int | None = None) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.spec, self.shard, self.session = spec, shard, session
         self.detectors = DetectorSet([spec])
+        self.applied_seq: int | None = start_seq
+        self.store = CheckpointStore(checkpoint_dir, spec.name, shard) if checkpoint_dir else None
+        self.every, self.seconds = checkpoint_every, checkpoint_seconds
+        self.checkpointed_seq: int | None = None
+        self.restored = False
+        if self.store is not None:
+            checkpoint = self.store.load(spec.fingerprint)
+            if checkpoint is not None:
+                self.detectors.restore(checkpoint.snapshot)
+                self.restored = True
+                if checkpoint.session == session:
+                    self.applied_seq = self.checkpointed_seq = checkpoint.applied_seq
+                log.info("rule %s shard %d resumed from its checkpoint (call %s)", spec.name, shard,
+                         checkpoint.applied_seq)
+        self._checkpoint_at = time.monotonic()
 
-    def process(self, batch_id: str, records: pa.Table) -> list[dict]:
-        return [a.to_dict() for a in self.detectors.process(batch_id, records)]
+    def _reply(self, anomalies: list[Anomaly]) -> dict[str, Any]:
+        return {"anomalies": [a.to_dict() for a in anomalies], "applied": self.applied_seq,
+                "checkpointed": self.checkpointed_seq}
 
-    def advance(self, event_time_us: int) -> list[dict]:
-        return [a.to_dict() for a in self.detectors.advance(event_time_us)]
+    def _apply(self, seq: int, batch_id: str | None, records: pa.Table | None, event_time_us: int | None) -> list:
+        if batch_id is None:
+            anomalies = self.detectors.advance(event_time_us) if event_time_us is not None else []
+        else:
+            anomalies = self.detectors.process(batch_id, records, event_time_us)
+        self.applied_seq = seq
+        return anomalies
 
-    def stats(self) -> dict:
-        return self.detectors.stats()
+    def _maybe_checkpoint(self, force: bool = False) -> None:
+        if self.store is None or self.applied_seq is None:
+            return
+        due = (self.applied_seq - (self.checkpointed_seq or 0) >= self.every
+               or time.monotonic() - self._checkpoint_at >= self.seconds)
+        if force or due:
+            self.store.save(Checkpoint(self.spec.fingerprint, self.session, self.applied_seq,
+                                       self.detectors.snapshot()))
+            self.checkpointed_seq = self.applied_seq
+            self._checkpoint_at = time.monotonic()
+
+    def call(self, seq: int, batch_id: str | None, records: pa.Table | None,
+             event_time_us: int | None) -> dict[str, Any]:
+        """Apply call ``seq`` (a batch, or an advance when ``batch_id`` is None) unless calls are missing."""
+        if self.applied_seq is not None and seq <= self.applied_seq:
+            return self._reply([])
+        if self.applied_seq is not None and seq != self.applied_seq + 1:
+            return {"missing_after": self.applied_seq}
+        anomalies = self._apply(seq, batch_id, records, event_time_us)
+        self._maybe_checkpoint()
+        return self._reply(anomalies)
+
+    def replay(self, calls: list[tuple[int, str | None, Any, int | None]]) -> dict[str, Any]:
+        """Apply kept calls in order (records as object refs), skipping those applied already."""
+        anomalies: list[Anomaly] = []
+        for seq, batch_id, ref, event_time_us in calls:
+            if self.applied_seq is not None and seq <= self.applied_seq:
+                continue
+            records = ray.get(ref) if ref is not None else None
+            anomalies += self._apply(seq, batch_id, records, event_time_us)
+        self._maybe_checkpoint(force=True)
+        return self._reply(anomalies)
+
+    def restart_sequence(self, seq: int) -> None:
+        """Accept calls after ``seq`` (when the calls it missed are no longer kept)."""
+        self.applied_seq = seq
+
+    def checkpoint(self) -> int | None:
+        """Write a checkpoint now; the call sequence it covers."""
+        self._maybe_checkpoint(force=True)
+        return self.checkpointed_seq
+
+    def stats(self) -> dict[str, Any]:
+        """The DetectorSet's statistics plus this shard's call and checkpoint positions."""
+        return {"rules": self.detectors.stats(), "shard": self.shard, "applied": self.applied_seq,
+                "checkpointed": self.checkpointed_seq, "restored": self.restored}
+
+
+@dataclass
+class _Shard:
+    actor: Any
+    checkpointed: int | None = None
+
+
+@dataclass
+class _Rule:
+    spec: RuleSpec
+    shards: list[_Shard] = field(default_factory=list)
+
+
+@dataclass
+class _Call:
+    seq: int
+    batch_id: str | None
+    refs: list[Any] | Any
+    event_time_us: int | None
 
 
 class DetectorPool:
-    """The running detectors of a rules file, one Ray actor per enabled rule; thread-safe."""
+    """The running detectors of a rules file, one Ray actor per (enabled rule, shard); thread-safe.
 
-    def __init__(self, rules: RulesFile) -> None:
-        self._lock = threading.Lock()
-        self._actors: dict[str, tuple[str, ray.actor.ActorHandle]] = {}
+    ``checkpoint_dir`` (e.g. ``<data-dir>/monitoring/checkpoints``) turns on checkpoints; without it a
+    restarted actor starts empty."""
+
+    def __init__(self, rules: RulesFile, checkpoint_dir: str | Path | None = None, *, checkpoint_every: int = 10,
+                 checkpoint_seconds: float = 5.0) -> None:
+        self._lock = threading.RLock()
+        self.checkpoint_dir = str(checkpoint_dir) if checkpoint_dir else None
+        self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
+        self.session = uuid.uuid4().hex
+        self._rules: dict[str, _Rule] = {}
+        self._calls: deque[_Call] = deque()
+        self._seq = 0
+        self._emitted: OrderedDict[str, None] = OrderedDict()
+        self.replayed_calls = 0
         self.reload(rules)
+
+    # rules ---------------------------------------------------------------------------------
+    def _start(self, spec: RuleSpec) -> _Rule:
+        shards = [_Shard(DetectorActor.options(name=None).remote(
+            spec, shard, self.session, self.checkpoint_dir, self.checkpoint_every, self.checkpoint_seconds,
+            self._seq))
+            for shard in range(max(1, spec.shards))]
+        rule = _Rule(spec, shards)
+        for shard in shards:
+            shard.checkpointed = self._seq  # a new actor needs none of the calls made before it
+        return rule
 
     def reload(self, rules: RulesFile) -> dict[str, list[str]]:
         """Start, replace or stop actors so they match ``rules``; unchanged rules keep their state."""
         wanted = rules.by_name()
         changes: dict[str, list[str]] = {"added": [], "changed": [], "removed": [], "kept": []}
         with self._lock:
-            for name in list(self._actors):
+            for name in list(self._rules):
                 if name not in wanted:
-                    ray.kill(self._actors.pop(name)[1])
+                    self._stop(self._rules.pop(name), forget=True)
                     changes["removed"].append(name)
             for name, spec in wanted.items():
-                current = self._actors.get(name)
-                if current and current[0] == spec.fingerprint:
+                current = self._rules.get(name)
+                if current and current.spec.fingerprint == spec.fingerprint:
                     changes["kept"].append(name)
                     continue
                 if current:
-                    ray.kill(current[1])
+                    self._stop(current, forget=True)
                 changes["changed" if current else "added"].append(name)
-                self._actors[name] = (spec.fingerprint, DetectorActor.remote(spec))
+                self._rules[name] = self._start(spec)
         self.rules = rules
         return changes
 
+    def _stop(self, rule: _Rule, forget: bool) -> None:
+        for shard in rule.shards:
+            ray.kill(shard.actor)
+        if forget and self.checkpoint_dir:
+            CheckpointStore.remove_rule(self.checkpoint_dir, rule.spec.name)
+
+    # data ----------------------------------------------------------------------------------
     def process(self, batch_id: str, records: pa.Table) -> list[Anomaly]:
-        """Fan a batch out to every rule; the anomalies, rule by rule."""
+        """Fan a batch out to every rule's shards; the anomalies, in event-time order."""
         with self._lock:
-            actors = [actor for _, actor in self._actors.values()]
-            ref = ray.put(records)
-            results = ray.get([actor.process.remote(batch_id, ref) for actor in actors])
-        return [Anomaly.from_dict(d) for result in results for d in result]
+            self._seq += 1
+            newest = newest_event_us(records)
+            shared = ray.put(records)
+            splits: dict[tuple, list[Any]] = {}
+            calls = []
+            for rule in self._rules.values():
+                if len(rule.shards) == 1:
+                    refs = [shared]
+                else:
+                    split_key = (rule.spec.group_by, len(rule.shards))
+                    if split_key not in splits:
+                        splits[split_key] = [ray.put(t) for t in split_by_key(records, *split_key)]
+                    refs = splits[split_key]
+                calls.append((rule, refs))
+            self._calls.append(_Call(self._seq, batch_id, {id(r): refs for r, refs in calls}, newest))
+            return self._run(calls, batch_id, newest)
 
     def advance(self, event_time_us: int) -> list[Anomaly]:
         """Move every rule's event time forward (idle sources)."""
         with self._lock:
-            results = ray.get([actor.advance.remote(event_time_us) for _, actor in self._actors.values()])
-        return [Anomaly.from_dict(d) for result in results for d in result]
+            self._seq += 1
+            calls = [(rule, [None] * len(rule.shards)) for rule in self._rules.values()]
+            self._calls.append(_Call(self._seq, None, {}, event_time_us))
+            return self._run(calls, None, event_time_us)
 
+    def _run(self, calls: list[tuple[_Rule, list[Any]]], batch_id: str | None, event_time_us: int | None) -> list:
+        seq = self._seq
+        pending = [(rule, index, shard.actor.call.remote(seq, batch_id, ref, event_time_us))
+                   for rule, refs in calls for index, (shard, ref) in enumerate(zip(rule.shards, refs))]
+        anomalies: list[Anomaly] = []
+        for rule, index, ref in pending:
+            anomalies += self._collect(rule, index, ref, seq, batch_id, event_time_us)
+        self._trim()
+        return sorted(anomalies, key=anomaly_order)
+
+    def _collect(self, rule: _Rule, index: int, ref: Any, seq: int, batch_id: str | None,
+                 event_time_us: int | None) -> list[Anomaly]:
+        shard = rule.shards[index]
+        for attempt in range(CALL_ATTEMPTS):
+            try:
+                reply = ray.get(ref)
+            except RayActorError as exc:
+                log.warning("rule %s shard %d: actor failed (%s); retrying on its restart", rule.spec.name, index,
+                            type(exc).__name__)
+                time.sleep(min(0.2 * (attempt + 1), 2.0))
+                ref = shard.actor.call.remote(seq, batch_id, self._ref_for(rule, index, seq), event_time_us)
+                continue
+            if "missing_after" in reply:
+                ref = self._replay(rule, index, reply["missing_after"], seq)
+                continue
+            shard.checkpointed = reply["checkpointed"] if reply["checkpointed"] is not None else shard.checkpointed
+            return self._fresh([Anomaly.from_dict(d) for d in reply["anomalies"]])
+        raise RuntimeError(f"rule {rule.spec.name} shard {index}: actor unavailable after {CALL_ATTEMPTS} attempts")
+
+    def _ref_for(self, rule: _Rule, index: int, seq: int) -> Any:
+        for call in reversed(self._calls):
+            if call.seq == seq:
+                refs = call.refs.get(id(rule)) if call.batch_id is not None else None
+                return None if refs is None else refs[index]
+        return None
+
+    def _replay(self, rule: _Rule, index: int, applied: int | None, seq: int) -> Any:
+        shard = rule.shards[index]
+        kept = [c for c in self._calls if (applied is None or c.seq > applied) and c.seq <= seq]
+        if applied is not None and (not kept or kept[0].seq != applied + 1):
+            log.error("rule %s shard %d: calls %s..%d are no longer kept; window state has a gap",
+                      rule.spec.name, index, applied + 1, seq)
+            ray.get(shard.actor.restart_sequence.remote(seq - 1))
+            kept = [c for c in self._calls if c.seq == seq]
+        calls = []
+        for call in kept:
+            refs = call.refs.get(id(rule)) if call.batch_id is not None else None
+            if call.batch_id is not None and refs is None:
+                continue  # the rule did not exist yet
+            calls.append((call.seq, call.batch_id, None if refs is None else refs[index], call.event_time_us))
+        self.replayed_calls += len(calls)
+        log.info("rule %s shard %d: replaying %d calls after its checkpoint", rule.spec.name, index, len(calls))
+        return shard.actor.replay.remote(calls)
+
+    def _fresh(self, anomalies: list[Anomaly]) -> list[Anomaly]:
+        out = []
+        for anomaly in anomalies:
+            if anomaly.id in self._emitted:
+                continue
+            self._emitted[anomaly.id] = None
+            out.append(anomaly)
+        while len(self._emitted) > EMITTED_IDS:
+            self._emitted.popitem(last=False)
+        return out
+
+    def _trim(self) -> None:
+        oldest_needed = min((s.checkpointed or 0 for r in self._rules.values() for s in r.shards), default=self._seq)
+        if not self.checkpoint_dir:
+            oldest_needed = self._seq
+        while self._calls and (self._calls[0].seq <= oldest_needed or len(self._calls) > MAX_KEPT_CALLS):
+            self._calls.popleft()
+
+    # inspection ----------------------------------------------------------------------------
     def rule_names(self) -> list[str]:
-        """The rules that have an actor."""
-        return sorted(self._actors)
+        """The rules that have actors."""
+        return sorted(self._rules)
+
+    def actors(self, rule: str) -> list[Any]:
+        """The actor handles of ``rule``'s shards."""
+        return [s.actor for s in self._rules[rule].shards]
+
+    def stats(self) -> dict[str, list[dict[str, Any]]]:
+        """Per rule, each shard's statistics (event time, late events, state size, checkpoint)."""
+        with self._lock:
+            refs = {name: [s.actor.stats.remote() for s in rule.shards] for name, rule in self._rules.items()}
+        return {name: ray.get(shard_refs) for name, shard_refs in refs.items()}
+
+    def checkpoint(self) -> None:
+        """Write every actor's checkpoint now (e.g. before a planned shutdown)."""
+        with self._lock:
+            for rule in self._rules.values():
+                for shard, seq in zip(rule.shards, ray.get([s.actor.checkpoint.remote() for s in rule.shards])):
+                    shard.checkpointed = seq
 
     def shutdown(self) -> None:
-        """Stop every actor."""
+        """Checkpoint (when enabled), then stop every actor; checkpoints stay for the next start."""
         with self._lock:
-            for _, actor in self._actors.values():
-                ray.kill(actor)
-            self._actors.clear()
+            if self.checkpoint_dir:
+                try:
+                    self.checkpoint()
+                except Exception:  # noqa: BLE001 - stopping must not fail on a dead actor
+                    log.exception("final checkpoint failed")
+            for rule in self._rules.values():
+                self._stop(rule, forget=False)
+            self._rules.clear()
+            self._calls.clear()

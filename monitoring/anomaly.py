@@ -37,6 +37,8 @@ class Anomaly:
     description: str = ""
     channels: list[str] = field(default_factory=list)
     id: str = ""
+    confidence: float | None = None  # ML anomalies: how sure the model is, in [0, 1]
+    explanation: dict = field(default_factory=dict)  # ML anomalies: the features and templates behind it
 
     def __post_init__(self) -> None:
         if not self.id:

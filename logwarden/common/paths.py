@@ -42,12 +42,17 @@ class DataDir:
         return self.root / "alerts"
 
     @property
+    def monitoring(self) -> Path:
+        """Detector checkpoints."""
+        return self.root / "monitoring"
+
+    @property
     def run(self) -> Path:
         """Runtime files of a running stack (pids, ports, logs)."""
         return self.root / "run"
 
     def create(self) -> "DataDir":
         """Create every folder of the layout."""
-        for path in (self.wal, self.spool, self.lake, self.deadletter, self.alerts, self.run):
+        for path in (self.wal, self.spool, self.lake, self.deadletter, self.alerts, self.monitoring, self.run):
             path.mkdir(parents=True, exist_ok=True)
         return self

@@ -1,70 +1,135 @@
-"""``frequency``: N matching events within a sliding window, per key."""
+"""``frequency``: at least (or more than) N matching events within a sliding window, per key.
+
+The count at an event ``t`` is the number of the key's matching events in ``(t - window, t]``.
+It fires at the first event whose count meets the threshold, and again at most every ``realert``
+while the condition keeps holding. The condition then holds until the N-th most recent event
+leaves the window; the resolved event is stamped at that moment.
+
+State: the matching events' times per key in ``KeyedTimes`` (16 bytes an event within the window),
+and the last five sample lines of the keys close to the threshold only.
+"""
 from __future__ import annotations
 
-import bisect
+import math
 from collections import deque
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from monitoring.anomaly import Anomaly
-from monitoring.rules.base import Rule, micros_of, sample_lines
+from monitoring.rules.base import MAX_SAMPLES, KeyAlert, Rule, sample_rows, timestamps_of
+from monitoring.rules.registry import register_rule_class
+from monitoring.rules.spec import RuleSpec
+from monitoring.rules.spec_schema import DURATION, threshold
+from monitoring.rules.windows import KeyedTimes
 
 
+def needed_count(op: str, value: float) -> int:
+    """The smallest count meeting ``op value`` (``>`` or ``>=``)."""
+    return int(math.floor(value)) + 1 if op == ">" else max(1, int(math.ceil(value)))
+
+
+@register_rule_class
 class FrequencyRule(Rule):
     """Fires when the count of matching events in (t - window, t] meets the threshold at some event t."""
 
     kind = "frequency"
+    PROPERTIES = {"window": DURATION, "threshold": threshold([">", ">="])}
+    REQUIRED = ("window", "threshold")
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: RuleSpec) -> None:
         super().__init__(spec)
-        self.times: dict[str, list[int]] = {}
-        self.samples: dict[str, deque[str]] = {}
+        self.need = needed_count(spec.threshold.op, spec.threshold.value)
+        self.events = KeyedTimes(self.window_us)
+        self.samples: dict[int, deque[tuple[int, str]]] = {}
 
-    def count(self, key: str, end_us: int) -> tuple[int, int]:
-        """(count, index of first) of ``key``'s events in (end - window, end]."""
-        times = self.times.get(key, [])
-        low = bisect.bisect_right(times, end_us - self.window_us)
-        return bisect.bisect_right(times, end_us) - low, low
+    def count(self, key_hash: int, end_us: int) -> int:
+        """The key's events in ``(end - window, end]``."""
+        return self.events.count_at(key_hash, end_us)
 
     def on_matches(self, matched: pa.Table) -> list[Anomaly]:
-        anomalies = []
-        lines = sample_lines(matched)
-        for key, at, line in zip(self.keys_of(matched), micros_of(matched), lines):
-            if key is None:
-                continue
-            bisect.insort(self.times.setdefault(key, []), at)
-            self.samples.setdefault(key, deque(maxlen=5)).append(line)
-            count, first = self.count(key, at)
-            if self.condition(count, self.spec.threshold.value):
-                times = self.times[key]
-                anomaly = self.fire(key, at, lambda: self.anomaly(
-                    key, at - self.window_us, at, count, first_us=times[first], last_us=at,
-                    samples=list(self.samples[key])))
-                if anomaly:
-                    anomalies.append(anomaly)
+        keys = self.keys(matched)
+        rows = np.flatnonzero(keys.valid)
+        if len(rows) == 0:
+            return []
+        times = timestamps_of(matched)[rows]
+        watermark = self.watermark_us
+        if watermark is not None:
+            self.too_late_events += int(np.count_nonzero(times <= watermark - self.window_us))
+        merged = self.events.add(keys.hashes[rows], times)
+        positions = np.flatnonzero(merged.is_new & (merged.count >= self.need))
+        anomalies: list[Anomaly] = []
+        if len(positions):
+            anomalies = self._fire(matched, keys, rows, merged, positions)
+        self._keep_samples(matched, rows, merged)
         return anomalies
+
+    def _fire(self, matched: pa.Table, keys: Any, rows: np.ndarray, merged: Any,
+              positions: np.ndarray) -> list[Anomaly]:
+        at = merged.times[positions]
+        until = merged.times[positions - self.need + 1] + self.window_us
+        groups = merged.group[positions]
+        bounds = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1], [True])))
+        anomalies: list[Anomaly] = []
+        for first, last in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            key_hash = int(merged.unique_hashes[groups[first]])
+            key = keys.text(int(rows[merged.batch_row[positions[first]]]))
+            anomalies += self.run_episodes(
+                key, at[first:last], until[first:last],
+                lambda j, first=first, key=key, key_hash=key_hash: self._firing(
+                    matched, rows, merged, int(positions[first + j]), key, key_hash),
+                self._resolved, ref=key_hash)
+        return anomalies
+
+    def _firing(self, matched: pa.Table, rows: np.ndarray, merged: Any, p: int, key: str, key_hash: int) -> Anomaly:
+        at = int(merged.times[p])
+        lower = int(merged.lower[p])
+        recent = list(range(max(lower, p - MAX_SAMPLES + 1), p + 1))
+        new_rows = [int(rows[merged.batch_row[q]]) for q in recent if merged.is_new[q]]
+        old_needed = sum(1 for q in recent if not merged.is_new[q])
+        stored = [line for t, line in self.samples.get(key_hash, ()) if t <= at][-old_needed:] if old_needed else []
+        samples = stored + sample_rows(matched, new_rows)
+        return self.anomaly(key, at - self.window_us, at, int(merged.count[p]), first_us=int(merged.times[lower]),
+                            last_us=at, samples=samples)
+
+    def _resolved(self, key: str, state: KeyAlert) -> Anomaly:
+        until = state.last_true_us
+        return self.resolved(key, until - self.window_us, until, self.count(state.ref, until))
+
+    def _keep_samples(self, matched: pa.Table, rows: np.ndarray, merged: Any) -> None:
+        hot = np.flatnonzero(merged.is_new & (merged.count >= self.need - (MAX_SAMPLES - 1)))
+        if len(hot) == 0:
+            return
+        groups = merged.group[hot]
+        from_end = np.searchsorted(groups, groups, "right") - np.arange(len(hot))
+        hot = hot[from_end <= MAX_SAMPLES]
+        lines = sample_rows(matched, rows[merged.batch_row[hot]])
+        for q, line in zip(hot.tolist(), lines):
+            key_hash = int(merged.unique_hashes[merged.group[q]])
+            self.samples.setdefault(key_hash, deque(maxlen=MAX_SAMPLES)).append((int(merged.times[q]), line))
 
     def evaluate(self) -> list[Anomaly]:
-        watermark = self.watermark_us
-        anomalies = []
-        for key, state in self.alerts.items():
-            if not state.active:
-                continue
-            count, _ = self.count(key, watermark)
-            if not self.condition(count, self.spec.threshold.value):
-                anomaly = self.resolve(key, lambda: self.resolved(key, watermark - self.window_us, watermark, count))
-                if anomaly:
-                    anomalies.append(anomaly)
-        return anomalies
+        return self.close_episodes(self._resolved)
 
     def garbage_collect(self) -> None:
-        horizon = self.watermark_us - self.window_us
-        for key in list(self.times):
-            times = self.times[key]
-            del times[: bisect.bisect_right(times, horizon)]
-            state = self.alerts.get(key)
-            if not times and not (state and state.active):
-                del self.times[key]
-                self.samples.pop(key, None)
-        for key in [k for k, state in self.alerts.items() if not state.active and k not in self.times]:
+        watermark = self.watermark_us
+        if watermark is None:
+            return
+        active = {s.ref for s in self.alerts.values() if s.active}
+        horizon = watermark - self.window_us
+        # an open episode's resolution needs the events of the window ending at its ``until``
+        horizons = [s.last_true_us - self.window_us for s in self.alerts.values() if s.active]
+        self.events.drop_before(min([horizon, *horizons]))
+        if self.samples:
+            held = np.fromiter(self.samples, np.uint64, len(self.samples))
+            gone = held[~np.isin(held, self.events.known())]
+            for key_hash in gone.tolist():
+                if key_hash not in active:
+                    del self.samples[key_hash]
+        stale = [k for k, s in self.alerts.items() if not s.active and watermark - s.last_alert_us > self.realert_us]
+        for key in stale:
             del self.alerts[key]
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "events": len(self.events), "state_bytes": self.events.nbytes}

@@ -16,7 +16,8 @@ import orjson
 from logwarden.common.durations import parse_duration
 from logwarden.common.yamlconf import ConfigError, YamlDocument, load_yaml, parse_yaml
 from monitoring.rules.filters import check_regex
-from monitoring.rules.spec_schema import RULES_FILE, SEVERITIES
+from monitoring.rules.registry import kinds
+from monitoring.rules.spec_schema import COMMON, DURATION, SEVERITIES, rules_file_schema
 
 DEFAULT_ROUTING = {"CRITICAL": ["pagerduty"], "HIGH": ["slack"], "MEDIUM": ["email"], "LOW": ["dashboard"]}
 
@@ -53,6 +54,13 @@ class RuleSpec:
     description: str = ""
     enabled: bool = True
     source: dict = dc_field(default_factory=dict, compare=False, hash=False)
+    options: dict = dc_field(default_factory=dict, compare=False, hash=False)
+    shards: int = 1
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """A kind-specific key of the declaration (durations in seconds), or ``default``."""
+        value = self.options.get(name)
+        return default if value is None else value
 
     @property
     def fingerprint(self) -> str:
@@ -116,36 +124,71 @@ def _duration(doc: YamlDocument, value: Any, path: list, default: float) -> floa
         raise doc.error(path, f"rule {_rule_label(doc, path)}: field '{path[-1]}': {exc}") from None
 
 
+def _options(doc: YamlDocument, index: int, raw: dict) -> dict[str, Any]:
+    entry = kinds().get(raw["kind"])
+    properties = entry.properties if entry is not None else {}
+    options = {}
+    for key, value in raw.items():
+        if key in COMMON:
+            continue
+        if properties.get(key) == DURATION:
+            value = _duration(doc, value, ["rules", index, key], 0.0)
+        options[key] = value
+    return options
+
+
 def _rule(doc: YamlDocument, index: int, raw: dict, defaults: dict) -> RuleSpec:
     path = ["rules", index]
     group_by = raw.get("group_by", ())
     group_by = (group_by,) if isinstance(group_by, str) else tuple(group_by)
+    threshold = raw.get("threshold") or {"op": ">=", "value": 1}
+    field = raw.get("field")
     return RuleSpec(
         name=raw["name"], kind=raw["kind"], severity=raw["severity"],
-        threshold=Threshold(raw["threshold"]["op"], float(raw["threshold"]["value"])),
+        threshold=Threshold(threshold["op"], float(threshold["value"])),
         filter=raw.get("filter"), group_by=group_by,
         window=_duration(doc, raw.get("window"), path + ["window"], 0.0),
-        field=raw.get("field"),
+        field=field if isinstance(field, str) else None,
         forget_after=_duration(doc, raw.get("forget_after"), path + ["forget_after"], 86400.0),
         realert=_duration(doc, raw.get("realert", defaults.get("realert")), path + ["realert"], 300.0),
         allowed_lateness=_duration(doc, raw.get("allowed_lateness", defaults.get("allowed_lateness")),
                                    path + ["allowed_lateness"], 60.0),
         channels=tuple(raw.get("channels", ())), action=raw.get("action", ""),
         description=raw.get("description", ""), enabled=raw.get("enabled", True),
-        source={**raw, "_defaults": defaults},
+        source={**raw, "_defaults": defaults}, options=_options(doc, index, raw), shards=int(raw.get("shards", 1)),
     )
+
+
+def _check_kind(doc: YamlDocument, index: int, raw: dict) -> None:
+    """Checks a kind makes beyond the schema (e.g. step filters' regexes); raises a located ConfigError."""
+    from monitoring.rules.registry import rule_class
+
+    try:
+        cls = rule_class(raw["kind"])
+    except (ImportError, KeyError):
+        return
+    check = getattr(cls, "check_declaration", None)
+    if check is None:
+        return
+    problem = check(raw)
+    if problem:
+        key, message = problem
+        label = _rule_label(doc, ["rules", index])
+        raise doc.error(["rules", index, key], f"rule {label}: field '{key}': {message}")
 
 
 def rules_from_document(doc: YamlDocument) -> RulesFile:
     """Validate a parsed rules document and build its specifications."""
     if not isinstance(doc.data, dict):
         raise doc.error([], "a rules file must be a mapping with a 'rules' list")
-    errors = sorted(jsonschema.Draft202012Validator(RULES_FILE).iter_errors(doc.data),
+    errors = sorted(jsonschema.Draft202012Validator(rules_file_schema()).iter_errors(doc.data),
                     key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))), reverse=True)
     if errors:
         raise _schema_error(doc, errors[0])
     _check_regexes(doc, doc.data.get("rules"), ["rules"])
     defaults = doc.data.get("defaults") or {}
+    for i, raw in enumerate(doc.data["rules"]):
+        _check_kind(doc, i, raw)
     rules = tuple(_rule(doc, i, raw, defaults) for i, raw in enumerate(doc.data["rules"]))
     seen: set[str] = set()
     for i, rule in enumerate(rules):
