@@ -264,7 +264,9 @@ def test_the_examples_in_the_rules_file_header_are_valid_rules():
     block = text[text.index("# More examples"):text.index("version: 1")]
     lines = [line[2:] if line.startswith("# ") else line[1:] for line in block.splitlines()[1:]]
     examples = parse_rules("version: 1\nrules:\n" + "\n".join(lines))
-    assert {r.kind for r in examples.rules} == {"spike", "threshold", "new_term", "sequence"}
+    assert {r.kind for r in examples.rules} == {"spike", "threshold", "new_term", "sequence", "ml"}
+    assert {r.source["model"] for r in examples.rules if r.kind == "ml"} == {"window", "session", "new_template",
+                                                                            "forecast"}
     assert all(build_rule(r) for r in examples.rules)
 
 

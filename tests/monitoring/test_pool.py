@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 
+import pyarrow as pa
 import pytest
 
 from logwarden.common.records import ANOMALY_SCHEMA_PATH
@@ -163,3 +164,39 @@ def test_live_edit_reloads_keeps_state_and_refuses_bad_edits(ray_session, tmp_pa
     finally:
         watcher.stop()
         pool.shutdown()
+
+
+ML_RULES = SEED + """
+  - name: new_error_patterns
+    kind: ml
+    model: new_template
+    severity: LOW
+    learn_for: 10m
+    realert: 0s
+"""
+
+
+def test_an_ml_rule_runs_on_ray_beside_the_rules(ray_session):
+    from monitoring.actors import DetectorPool
+    from processing.templates import TemplateMiner
+
+    miner = TemplateMiner()
+
+    def templated(rows):
+        batch = table(rows)
+        matches = [miner.add(m) for m in batch["message"].to_pylist()]
+        batch = batch.append_column("template_id", pa.array([m.template_id for m in matches]))
+        return batch.append_column("template", pa.array([m.template for m in matches]))
+
+    rules = parse_rules(ML_RULES, "rules.yaml")
+    warm = [rec(i, "pay", "INFO", f"charged order {i}") for i in range(0, 900, 3)]
+    new = [rec(1000, "pay", "ERROR", "ledger write failed: disk quota exceeded on /var/lib/ledger")]
+    pool = DetectorPool(rules)
+    try:
+        assert "new_error_patterns" in pool.rule_names()
+        assert [a for a in pool.process("b0", templated(warm)) if a.rule == "new_error_patterns"] == []
+        fired = [a for a in pool.process("b1", templated(new)) if a.rule == "new_error_patterns"]
+    finally:
+        pool.shutdown()
+    assert [(a.key.split("|")[0], a.severity, a.status) for a in fired] == [("pay", "LOW", "firing")]
+    assert "disk quota" in " ".join(fired[0].samples)
