@@ -1,11 +1,19 @@
-"""Collector layer: receive logs over HTTP and TCP, validate them against the log schema,
+"""Collector layer: receive logs over HTTP, TCP and syslog, validate them against the log schema,
 make them durable (write-ahead log, group commit) and roll them into Parquet spool batches.
 Rejected records go to the dead-letter store with their original bytes."""
+
 from collector.config import CollectorConfig
 from collector.deadletter import DeadLetter, DeadLetterStore
 from collector.server import CollectorServer, run_collector
 from collector.spool import Spool
 from collector.validation import RecordValidator
 
-__all__ = ["CollectorConfig", "CollectorServer", "DeadLetter", "DeadLetterStore", "RecordValidator", "Spool",
-           "run_collector"]
+__all__ = [
+    "CollectorConfig",
+    "CollectorServer",
+    "DeadLetter",
+    "DeadLetterStore",
+    "RecordValidator",
+    "Spool",
+    "run_collector",
+]

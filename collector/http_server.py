@@ -1,24 +1,73 @@
-"""The collector's HTTP API: ``POST /v1/logs``, ``GET /health``, ``GET /ready``, ``GET /metrics``."""
+"""The collector HTTP API: ``POST /v1/logs``, ``GET /health``, ``/ready``, ``/metrics``, ``/openapi.yaml``."""
+
 from __future__ import annotations
 
+import asyncio
+import logging
+import shutil
 import time
+from concurrent.futures import Executor
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from collector.auth import AuthError, Authenticator
 from collector.config import CollectorConfig
-from collector.decoding import BodyError, decompress, split_body
+from collector.budget import MemoryBudget
+from collector.decoding import BodyError, decompress
 from collector.ingest import Ingestor
+from collector.openapi import openapi_text
+from collector.wal import WalFailure
 
-_LOOPBACK = ("127.0.0.1", "::1")
+log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = "1"
+CHUNKED_RESERVATION = 16 * 1024 * 1024
+REPLAY_HEADER = "X-Logwarden-Replay"
+# Bytes of memory reserved per body byte: the body, its decoded table and the write-ahead copy.
+MEMORY_PER_BODY_BYTE = 3
+
+
+class _Reservation:
+    """Bytes of the memory budget held by one request."""
+
+    def __init__(self, budget: MemoryBudget, size: int) -> None:
+        self.budget = budget
+        self.size = size if budget.try_acquire(size) else 0
+        self.held = self.size > 0 or size == 0
+
+    def grow_to(self, size: int) -> bool:
+        """Hold ``size`` bytes in all; False (holding what it held) when the budget cannot give more."""
+        if size <= self.size:
+            return True
+        if not self.budget.try_acquire(size - self.size):
+            return False
+        self.size = size
+        return True
+
+    def release(self) -> None:
+        """Give everything back."""
+        self.budget.release(self.size)
+        self.size = 0
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(
+        {"accepted": 0, "rejected": 0, "errors": [{"index": None, "field": "", "error": message}]},
+        status=status,
+        headers=headers,
+    )
 
 
 class HttpApi:
     """Request handlers bound to one ingestor."""
 
-    def __init__(self, ingestor: Ingestor, config: CollectorConfig) -> None:
+    def __init__(
+        self, ingestor: Ingestor, config: CollectorConfig, auth: Authenticator, executor: Executor
+    ) -> None:
         self.ingestor = ingestor
         self.config = config
+        self.auth = auth
+        self.executor = executor
         self.metrics = ingestor.metrics
 
     def app(self) -> web.Application:
@@ -28,53 +77,120 @@ class HttpApi:
         app.router.add_get("/health", self.health)
         app.router.add_get("/ready", self.ready)
         app.router.add_get("/metrics", self.metrics_page)
+        app.router.add_get("/openapi.yaml", self.openapi)
         return app
-
-    def _tenant(self, request: web.Request) -> str:
-        if not self.config.tokens:
-            if request.remote not in _LOOPBACK:
-                raise web.HTTPForbidden(text="no tokens are configured: only loopback clients are accepted")
-            return self.config.default_tenant
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            raise web.HTTPUnauthorized(text="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        tenant = self.config.tokens.get(header[7:].strip())
-        if tenant is None:
-            raise web.HTTPForbidden(text="unknown token")
-        return tenant
 
     async def post_logs(self, request: web.Request) -> web.Response:
         """Accept a batch of records; answer with per-record errors."""
         started = time.perf_counter()
-        tenant = self._tenant(request)
-        body = await request.read()
-        self.metrics.bytes.labels("http").inc(len(body))
         try:
-            data = decompress(body, request.headers.get("Content-Encoding"), self.config.max_body_bytes)
-            records = split_body(data, request.content_type, self.config.max_line_bytes)
-        except OverflowError as exc:
-            raise web.HTTPRequestEntityTooLarge(self.config.max_body_bytes, len(body), text=str(exc))
-        except BodyError as exc:
-            return web.json_response({"accepted": 0, "rejected": 0, "errors": [
-                {"index": None, "field": "", "error": str(exc)}]}, status=400)
-        if not records:
-            return web.json_response({"accepted": 0, "rejected": 0, "errors": [
-                {"index": None, "field": "", "error": "empty body"}]}, status=400)
-        result = await self.ingestor.ingest(records, "http", f"http:{request.remote}", tenant)
-        self.metrics.latency.labels("/v1/logs").observe(time.perf_counter() - started)
+            return await self._post_logs(request)
+        finally:
+            self.metrics.latency.labels("/v1/logs").observe(time.perf_counter() - started)
+
+    async def _post_logs(self, request: web.Request) -> web.Response:
+        try:
+            tenant = self.auth.http_tenant(request.headers.get("Authorization"), request.remote)
+        except AuthError as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return _error(exc.status, str(exc), headers)
+        if self.ingestor.failure:
+            return _error(503, self.ingestor.failure)
+        length = request.content_length
+        if length is not None and length > self.config.max_body_bytes:
+            return _error(413, f"body of {length} bytes exceeds the {self.config.max_body_bytes}-byte limit")
+        # Reserve memory before reading: the announced length, or a share of the limit for chunked bodies;
+        # once the body is read and decompressed, the reservation grows to its real size or the request
+        # is refused.
+        guess = length if length is not None else min(self.config.max_body_bytes, CHUNKED_RESERVATION)
+        reservation = _Reservation(self.ingestor.budget, MEMORY_PER_BODY_BYTE * guess)
+        if not reservation.held:
+            return self._throttled()
+        try:
+            try:
+                body = await asyncio.wait_for(request.read(), self.config.body_timeout)
+            except asyncio.TimeoutError:
+                return _error(408, f"body not received within {self.config.body_timeout:.0f}s")
+            except web.HTTPRequestEntityTooLarge:
+                return _error(413, f"body exceeds the {self.config.max_body_bytes}-byte limit")
+            self.metrics.bytes.labels("http").inc(len(body))
+            loop = asyncio.get_running_loop()
+            try:
+                data = await loop.run_in_executor(
+                    self.executor,
+                    decompress,
+                    body,
+                    request.headers.get("Content-Encoding"),
+                    self.config.max_body_bytes,
+                )
+            except OverflowError as exc:
+                return _error(413, str(exc))
+            except BodyError as exc:
+                self.metrics.rejected.labels("http", "bad_body").inc()
+                return _error(400, str(exc))
+            if not reservation.grow_to(len(body) + (MEMORY_PER_BODY_BYTE - 1) * len(data)):
+                return self._throttled()
+            del body
+            try:
+                batch = await loop.run_in_executor(
+                    self.executor, self.ingestor.decoder.decoded_body, data, request.content_type
+                )
+            except BodyError as exc:
+                self.metrics.rejected.labels("http", "bad_body").inc()
+                return _error(400, str(exc))
+            del data
+            if not batch.accepted and not batch.rejected:
+                return _error(400, "no records in the body")
+            try:
+                replay = REPLAY_HEADER in request.headers  # the letters stay in the store: no second copy
+                result = await self.ingestor.submit(
+                    batch, "http", f"http:{request.remote}", tenant, dead_letter=not replay
+                )
+            except WalFailure as exc:
+                return _error(503, str(exc))
+        finally:
+            reservation.release()
         return web.json_response(result.to_dict(), status=200 if result.accepted else 400)
+
+    def _throttled(self) -> web.Response:
+        self.metrics.throttled.labels("http").inc()
+        return _error(
+            429, "the collector is at its memory budget; retry later", {"Retry-After": RETRY_AFTER_SECONDS}
+        )
 
     async def health(self, request: web.Request) -> web.Response:
         """Liveness: the process answers."""
         return web.json_response({"status": "ok"})
 
     async def ready(self, request: web.Request) -> web.Response:
-        """Readiness: accepting records."""
-        depth = self.ingestor.spool.depth()
-        return web.json_response({"ready": True, "spool_depth": depth})
+        """Readiness: false while the spool is over its high-water mark or the disk cannot take records."""
+        problems = []
+        depth = self.ingestor.spool_depth
+        if depth > self.config.spool_high_water:
+            problems.append(
+                f"spool holds {depth} batches, over its high-water mark of " f"{self.config.spool_high_water}"
+            )
+        if self.ingestor.failure:
+            problems.append(self.ingestor.failure)
+        free = shutil.disk_usage(self.ingestor.paths.wal).free
+        if free < self.config.min_free_disk_bytes:
+            problems.append(f"only {free} bytes free on the write-ahead log's disk")
+        body = {
+            "ready": not problems,
+            "spool_depth": depth,
+            "memory_budget_used": self.ingestor.budget.used,
+            "problems": problems,
+        }
+        return web.json_response(body, status=200 if not problems else 503)
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         """Prometheus exposition."""
-        self.metrics.spool_depth.set(self.ingestor.spool.depth())
-        return web.Response(body=generate_latest(self.metrics.registry),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        self.metrics.spool_depth.set(self.ingestor.spool_depth)
+        self.metrics.memory_used.set(self.ingestor.budget.used)
+        return web.Response(
+            body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI description of this API."""
+        return web.Response(text=openapi_text(), content_type="application/yaml")

@@ -1,4 +1,14 @@
-"""The ingestion core shared by every protocol: validate, dead-letter, write ahead, acknowledge, spool."""
+"""The ingestion core of every protocol: write ahead, acknowledge, dead-letter, roll into spool batches.
+
+Every accepted chunk of records is appended to the open write-ahead segment and kept in
+memory as an Arrow table. A request is answered only once an fsync covers its entry. When
+the open batch reaches its size (records or bytes) or age limit, its segment is closed; the
+spool writer then concatenates its tables, adds the system columns and writes one Parquet
+batch named after the segment, then deletes the segment. After a crash, segments left on
+disk are turned into batches by ``recover`` unless the spool or the lake already has them,
+so every acknowledged record reaches the spool exactly once.
+"""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,19 +17,27 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
-import orjson
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from collector.batch import BatchDecoder, DecodedBatch
+from collector.budget import MemoryBudget
 from collector.deadletter import DeadLetter, DeadLetterStore
 from collector.decoding import RawRecord
 from collector.metrics import CollectorMetrics
 from collector.spool import Spool
 from collector.validation import RecordValidator
-from collector.wal import WriteAheadLog, read_segment
+from collector.wal import WriteAheadLog, is_legacy_segment, read_entries, read_legacy_segment
 from logwarden.common.paths import DataDir
+from logwarden.common.records import TIMESTAMP
 
 log = logging.getLogger(__name__)
+MAX_REPORTED_ERRORS = 1000
+SPOOL_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,7 @@ class BatchPolicy:
 
     max_records: int = 50_000
     max_age: float = 1.0
+    max_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass
@@ -38,134 +57,291 @@ class IngestResult:
     rejected: int = 0
     errors: list[dict] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        """The HTTP answer body."""
-        return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
+    def to_dict(self) -> dict[str, Any]:
+        """The HTTP answer body (``errors`` lists at most MAX_REPORTED_ERRORS entries)."""
+        body: dict[str, Any] = {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
+        if self.rejected > len(self.errors):
+            body["errors_truncated"] = True
+        return body
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One acknowledged chunk of the open batch."""
+
+    table: pa.Table
+    tenant: str
+    source: str
+    received_us: int
+
+
+def assemble_batch(segment_id: str, parts: list[_Part]) -> pa.Table:
+    """The rows of a batch in the record layout: data columns plus record id, tenant, source, receive time."""
+    tables = []
+    offset = 0
+    for part in parts:
+        n = part.table.num_rows
+        numbers = pc.utf8_lpad(
+            pc.cast(pa.array(np.arange(offset, offset + n, dtype=np.int64)), pa.string()), 6, "0"
+        )
+        system = {
+            "record_id": pc.binary_join_element_wise(f"{segment_id}-", numbers, ""),
+            "tenant": pa.array([part.tenant] * n, pa.string()),
+            "source": pa.array([part.source] * n, pa.string()),
+            "received_at": pa.array([part.received_us] * n, pa.int64()).cast(TIMESTAMP),
+        }
+        table = part.table
+        for name, column in system.items():
+            table = table.append_column(name, column)
+        tables.append(table)
+        offset += n
+    return pa.concat_tables(tables)
 
 
 class Ingestor:
-    """Turns decoded records into acknowledged, durable rows and rolls them into spool batches."""
+    """Turns decoded batches into acknowledged, durable rows and rolls them into spool batches."""
 
-    def __init__(self, paths: DataDir, validator: RecordValidator, policy: BatchPolicy,
-                 metrics: CollectorMetrics, is_committed: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        paths: DataDir,
+        validator: RecordValidator,
+        policy: BatchPolicy,
+        metrics: CollectorMetrics,
+        is_committed: Callable[[str], bool],
+        budget: MemoryBudget | None = None,
+        decoder: BatchDecoder | None = None,
+    ) -> None:
         self.paths = paths
         self.validator = validator
+        self.decoder = decoder or BatchDecoder(validator, max_line_bytes=1 << 20, max_body_bytes=64 << 20)
         self.policy = policy
         self.metrics = metrics
+        self.budget = budget or MemoryBudget(1 << 62)
         self.spool = Spool(paths.spool)
         self.deadletter = DeadLetterStore(paths.deadletter)
         self._is_committed = is_committed
         self._instance = secrets.token_hex(3)
         self._sequence = 0
-        self._rows: dict[str, list[dict]] = {}
+        self._parts: dict[str, list[_Part]] = {}
+        self._rows = 0
+        self._bytes = 0
         self._opened_at = 0.0
-        self.wal = WriteAheadLog(paths.wal, self._on_segment_closed)
+        self.spool_depth = 0
+        self.wal = WriteAheadLog(paths.wal, self._on_segment_closed, self._on_fsync)
         self._spool_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-writer")
         self._pending_spool: set[asyncio.Future] = set()
         self._roller: asyncio.Task | None = None
+        self._stopping = False
+        self.spool_retry_seconds = SPOOL_RETRY_SECONDS
 
     def _new_batch_id(self) -> str:
         self._sequence += 1
-        return f"{int(time.time() * 1000):013d}-{self._instance}-{self._sequence:06d}"
+        return f"{time.time_ns() // 1_000_000:013d}-{self._instance}-{self._sequence:06d}"
 
+    # recovery -------------------------------------------------------------------------------
     def recover(self) -> int:
         """Turn write-ahead segments left by a previous run into spool batches, once; returns how many."""
-        recovered = 0
-        for segment_id in self.wal.existing_segments():
-            path = self.wal.path_of(segment_id)
-            if not self.spool.has(segment_id) and not self._is_committed(segment_id):
-                rows = list(read_segment(path))
+        return sum(self._recover_segment(segment_id) for segment_id in self.wal.existing_segments())
+
+    def _recover_segment(self, segment_id: str) -> bool:
+        """Spool segment ``segment_id`` from disk unless the spool or the lake has it; then delete it."""
+        path = self.wal.path_of(segment_id)
+        recovered = False
+        if path.exists() and not self.spool.has(segment_id) and not self._is_committed(segment_id):
+            if is_legacy_segment(path):
+                rows = list(read_legacy_segment(path))
                 if rows:
                     self.spool.write(segment_id, rows)
-                    recovered += 1
-                    log.info("recovered batch %s (%d records) from the write-ahead log", segment_id, len(rows))
-            path.unlink(missing_ok=True)
+                    recovered = True
+            else:
+                parts = self._recover_parts(segment_id, path)
+                if parts:
+                    table = assemble_batch(segment_id, parts)
+                    self.spool.write_table(segment_id, table)
+                    recovered = True
+                    log.info(
+                        "recovered batch %s (%d records) from the write-ahead log", segment_id, table.num_rows
+                    )
+        path.unlink(missing_ok=True)
         return recovered
 
+    def _recover_parts(self, segment_id: str, path: Path) -> list[_Part]:
+        parts = []
+        for entry in read_entries(path):
+            header = entry.header
+            batch = self.decoder.ndjson(entry.payload, skew=False)
+            if batch.rejected:
+                log.error(
+                    "segment %s: %d acknowledged records no longer pass the schema; dead-lettered",
+                    segment_id,
+                    len(batch.rejected),
+                )
+                self.deadletter.add(
+                    [
+                        DeadLetter(
+                            raw.raw,
+                            f"recovery_{why.reason}",
+                            why.error,
+                            why.field,
+                            header["source"],
+                            header["tenant"],
+                            raw.index,
+                            protocol=header.get("protocol", ""),
+                        )
+                        for raw, why in batch.rejected
+                    ]
+                )
+            if batch.accepted:
+                parts.append(_Part(batch.table, header["tenant"], header["source"], header["received_us"]))
+        return parts
+
+    # lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         """Recover, then open the first segment and start the roll-over timer."""
         self.recover()
+        self.spool_depth = self.spool.depth()
         self.wal.start()
         self._open_segment()
         self._roller = asyncio.get_running_loop().create_task(self._roll_on_age(), name="batch-roller")
 
     def _open_segment(self) -> None:
         batch_id = self._new_batch_id()
-        self._rows[batch_id] = []
+        self._parts[batch_id] = []
+        self._rows = self._bytes = 0
         self._opened_at = time.monotonic()
         self.wal.open_segment(batch_id)
 
     def rotate(self) -> None:
         """Close the open batch (if it holds anything) and open a new one."""
-        if self._rows.get(self.wal.segment_id):
+        if self._parts.get(self.wal.segment_id):
             self._open_segment()
 
     async def _roll_on_age(self) -> None:
+        last_depth_check = 0.0
         while True:
             await asyncio.sleep(min(0.1, self.policy.max_age / 4))
-            self.metrics.spool_depth.set(self.spool.depth())
-            if time.monotonic() - self._opened_at >= self.policy.max_age:
+            now = time.monotonic()
+            if now - self._opened_at >= self.policy.max_age:
                 self.rotate()
+            if now - last_depth_check >= 0.5:
+                self.spool_depth = self.spool.depth()
+                self.metrics.spool_depth.set(self.spool_depth)
+                self.metrics.memory_used.set(self.budget.used)
+                last_depth_check = now
+
+    def _on_fsync(self, waiters: int) -> None:
+        self.metrics.fsyncs.inc()
+        self.metrics.group_size.observe(waiters)
 
     def _on_segment_closed(self, segment_id: str) -> None:
-        rows = self._rows.pop(segment_id, [])
+        parts = self._parts.pop(segment_id, [])
+        size = sum(part.table.nbytes for part in parts)
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._spool_executor, self._spool_segment, segment_id, rows)
+        future = loop.run_in_executor(self._spool_executor, self._spool_segment, segment_id, parts)
         self._pending_spool.add(future)
-        future.add_done_callback(self._pending_spool.discard)
 
-    def _spool_segment(self, segment_id: str, rows: list[dict]) -> None:
-        if rows:
-            self.spool.write(segment_id, rows)
+        def done(fut: asyncio.Future) -> None:
+            self._pending_spool.discard(fut)
+            self.budget.release(size)
+            if not fut.cancelled() and fut.exception() is not None:
+                log.error(
+                    "spooling batch %s failed: %s; retrying from its write-ahead segment in %.0fs",
+                    segment_id,
+                    fut.exception(),
+                    SPOOL_RETRY_SECONDS,
+                )
+                self._retry_later(segment_id)
+
+        future.add_done_callback(done)
+
+    def _retry_later(self, segment_id: str) -> None:
+        """Spool a segment from disk after a failed write (e.g. a full disk), until it succeeds."""
+        loop = asyncio.get_running_loop()
+
+        def retry() -> None:
+            if self._stopping:
+                return  # stopping: the segment stays on disk for the next start
+            future = loop.run_in_executor(self._spool_executor, self._recover_segment, segment_id)
+            self._pending_spool.add(future)
+
+            def done(fut: asyncio.Future) -> None:
+                self._pending_spool.discard(fut)
+                if not fut.cancelled() and fut.exception() is not None:
+                    log.error("spooling batch %s failed again: %s", segment_id, fut.exception())
+                    self._retry_later(segment_id)
+
+            future.add_done_callback(done)
+
+        loop.call_later(self.spool_retry_seconds, retry)
+
+    def _spool_segment(self, segment_id: str, parts: list[_Part]) -> None:
+        if parts:
+            started = time.perf_counter()
+            self.spool.write_table(segment_id, assemble_batch(segment_id, parts))
             self.metrics.batches.inc()
+            self.metrics.flush_seconds.observe(time.perf_counter() - started)
         self.wal.path_of(segment_id).unlink(missing_ok=True)
-
-    async def ingest(self, records: list[RawRecord], protocol: str, source: str, tenant: str) -> IngestResult:
-        """Validate ``records``; make the valid ones durable before returning; dead-letter the rest."""
-        result = IngestResult()
-        letters: list[DeadLetter] = []
-        lines: list[bytes] = []
-        segment_id = self.wal.segment_id
-        rows = self._rows[segment_id]
-        received_us = int(time.time() * 1_000_000)
-        for record in records:
-            problem = self._problem(record)
-            if problem is not None:
-                field_name, error, reason = problem
-                letters.append(DeadLetter(record.raw, reason, error, field_name, source, tenant, record.index))
-                result.errors.append({"index": record.index, "field": field_name, "error": error})
-                self.metrics.rejected.labels(protocol, reason).inc()
-                continue
-            row = self.validator.normalize(record.value, f"{segment_id}-{len(rows):06d}", tenant, source,
-                                           received_us)
-            rows.append(row)
-            lines.append(orjson.dumps(row) + b"\n")
-        result.accepted, result.rejected = len(lines), len(letters)
-        # Append before any await, so the rows and their lines land in the same segment.
-        durable = self.wal.append(b"".join(lines)) if lines else None
-        if len(rows) >= self.policy.max_records:
-            self.rotate()
-        if letters:
-            await asyncio.get_running_loop().run_in_executor(None, self.deadletter.add, letters)
-        if durable is not None:
-            await durable
-            self.metrics.accepted.labels(protocol).inc(len(lines))
-        return result
-
-    def _problem(self, record: RawRecord) -> tuple[str, str, str] | None:
-        if record.error is not None:
-            return "", record.error, "malformed"
-        rejection = self.validator.check(record.value)
-        if rejection is None:
-            return None
-        return rejection.field, rejection.error, rejection.reason
 
     async def stop(self) -> None:
         """Flush the open batch to the spool and stop."""
+        self._stopping = True
         if self._roller:
             self._roller.cancel()
         self.rotate()
         await self.wal.close()
         if self._pending_spool:
-            await asyncio.gather(*self._pending_spool)
+            await asyncio.gather(*self._pending_spool, return_exceptions=True)
         self._spool_executor.shutdown(wait=True)
+
+    # ingestion ------------------------------------------------------------------------------
+    async def ingest(self, records: list[RawRecord], protocol: str, source: str, tenant: str) -> IngestResult:
+        """Check ``records`` one by one, then ``submit`` them."""
+        return await self.submit(self.decoder.records(records), protocol, source, tenant)
+
+    async def submit(
+        self, batch: DecodedBatch, protocol: str, source: str, tenant: str, dead_letter: bool = True
+    ) -> IngestResult:
+        """Make the accepted records of ``batch`` durable before returning; dead-letter the rejected ones
+        (unless ``dead_letter`` is False: a replay of letters that are still in the store)."""
+        result = IngestResult(accepted=batch.accepted, rejected=len(batch.rejected))
+        durable = None
+        if batch.accepted:
+            received_us = time.time_ns() // 1000
+            header = {"tenant": tenant, "source": source, "protocol": protocol, "received_us": received_us}
+            # Append and record the part before any await, so both land in the same segment.
+            durable = self.wal.append(header, batch.payload, batch.payload_crc)
+            self._parts[self.wal.segment_id].append(_Part(batch.table, tenant, source, received_us))
+            self.budget.force(batch.table.nbytes)
+            self._rows += batch.accepted
+            self._bytes += batch.table.nbytes
+            if self._rows >= self.policy.max_records or self._bytes >= self.policy.max_bytes:
+                self.rotate()
+        if batch.rejected:
+            letters = []
+            for raw, why in batch.rejected:
+                letters.append(
+                    DeadLetter(
+                        raw.raw,
+                        why.reason,
+                        why.error,
+                        why.field,
+                        source,
+                        tenant,
+                        raw.index,
+                        protocol=protocol,
+                    )
+                )
+                if len(result.errors) < MAX_REPORTED_ERRORS:
+                    result.errors.append({"index": raw.index, "field": why.field, "error": why.error})
+                self.metrics.rejected.labels(protocol, why.reason).inc()
+            if dead_letter:
+                await asyncio.get_running_loop().run_in_executor(None, self.deadletter.add, letters)
+        if durable is not None:
+            await durable
+            self.metrics.accepted.labels(protocol).inc(batch.accepted)
+        return result
+
+    @property
+    def failure(self) -> str | None:
+        """Why the collector cannot make records durable, if it cannot."""
+        return self.wal.failed

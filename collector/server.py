@@ -1,22 +1,29 @@
-"""Run the collector: HTTP and TCP listeners over one ingestor, until SIGTERM or SIGINT."""
+"""Run the collector: HTTP, TCP NDJSON and syslog listeners over one ingestor, until SIGTERM or SIGINT."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from collector.auth import Authenticator, is_loopback
+from collector.batch import BatchDecoder
+from collector.budget import MemoryBudget
 from collector.config import CollectorConfig
 from collector.http_server import HttpApi
 from collector.ingest import Ingestor
 from collector.metrics import CollectorMetrics
-from collector.tcp_server import NdjsonTcpServer
+from collector.streams import StreamListener, SyslogUdpProtocol
+from collector.tls import server_context
 from collector.validation import RecordValidator
 from logwarden.common.paths import DataDir
 from storage import Lake
 
 log = logging.getLogger(__name__)
+DECODE_THREADS = 2
 
 
 class CollectorServer:
@@ -25,34 +32,107 @@ class CollectorServer:
     def __init__(self, paths: DataDir, config: CollectorConfig) -> None:
         self.paths = paths.create()
         self.config = config
-        lake = Lake(paths.lake)
-        self.ingestor = Ingestor(paths, RecordValidator(skew=config.skew), config.batch, CollectorMetrics(),
-                                 lake.is_committed)
+        self.ssl_context = server_context(config.tls)
+        validator = RecordValidator(skew=config.skew, limits=config.limits)
+        decoder = BatchDecoder(
+            validator, config.max_line_bytes, config.max_body_bytes, columnar=config.columnar
+        )
+        self.ingestor = Ingestor(
+            paths,
+            validator,
+            config.batch,
+            CollectorMetrics(),
+            Lake(paths.lake).is_committed,
+            MemoryBudget(config.memory_budget_bytes),
+            decoder,
+        )
+        self.auth = Authenticator(
+            config.tokens, config.default_tenant, config.stream_tenant, config.stream_networks
+        )
+        self.executor = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode")
         self._runner: web.AppRunner | None = None
-        self._tcp = None
+        self._servers: list[asyncio.base_events.Server] = []
+        self._listeners: list[StreamListener] = []
+        self._udp: tuple[asyncio.DatagramTransport, SyslogUdpProtocol] | None = None
         self.http_port = config.http_port
         self.tcp_port = config.tcp_port
+        self.syslog_port = config.syslog_port
 
     async def start(self) -> None:
         """Recover, then listen."""
         await self.ingestor.start()
-        self._runner = web.AppRunner(HttpApi(self.ingestor, self.config).app(), access_log=None)
+        host = self.config.host
+        if self.auth.open_to_loopback_only and not is_loopback(host) and host not in ("localhost",):
+            log.warning("no tokens configured: HTTP clients other than loopback will be refused (403)")
+        api = HttpApi(self.ingestor, self.config, self.auth, self.executor)
+        self._runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, auto_decompress=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.http_port, backlog=1024)
+        site = web.TCPSite(
+            self._runner, host, self.config.http_port, backlog=1024, ssl_context=self.ssl_context
+        )
         await site.start()
         self.http_port = site._server.sockets[0].getsockname()[1]
-        self._tcp = await NdjsonTcpServer(self.ingestor, self.config).start()
-        self.tcp_port = self._tcp.sockets[0].getsockname()[1]
-        log.info("collector listening: http://%s:%d/v1/logs, tcp %s:%d", self.config.host, self.http_port,
-                 self.config.host, self.tcp_port)
+        if self.config.tcp_port is not None:
+            self.tcp_port = await self._listen("ndjson-tcp", self.config.tcp_port)
+        if self.config.syslog_port is not None:
+            try:
+                await self._start_syslog(host)
+            except OSError as exc:
+                if self.config.syslog_port_required:
+                    raise
+                log.error(
+                    "syslog disabled: cannot listen on the default port %d: %s (set syslog_port to choose "
+                    "another)",
+                    self.config.syslog_port,
+                    exc,
+                )
+                self.syslog_port = None
+        scheme = "https" if self.ssl_context else "http"
+        log.info(
+            "collector listening: %s://%s:%d/v1/logs, tcp %s, syslog %s",
+            scheme,
+            host,
+            self.http_port,
+            self.tcp_port,
+            self.syslog_port,
+        )
+
+    async def _start_syslog(self, host: str) -> None:
+        port = await self._listen("syslog-tcp", self.config.syslog_port)
+        if self.config.udp_syslog:
+            protocol = SyslogUdpProtocol(self.ingestor, self.auth)
+            try:
+                transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                    lambda: protocol, local_addr=(host, port)
+                )
+            except OSError:
+                server = self._servers.pop()
+                self._listeners.pop()
+                server.close()
+                raise
+            self._udp = (transport, protocol)
+        self.syslog_port = port
+
+    async def _listen(self, protocol: str, port: int) -> int:
+        listener = StreamListener(protocol, self.ingestor, self.auth, self.executor, self.config.idle_timeout)
+        server = await listener.start(self.config.host, port, self.ssl_context)
+        self._listeners.append(listener)
+        self._servers.append(server)
+        return server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Stop listening, then flush the open batch into the spool."""
-        if self._tcp is not None:
-            self._tcp.close()
+        """Stop listening, finish what was received, then flush the open batch into the spool."""
+        for server in self._servers:
+            server.close()
+        if self._udp is not None:
+            self._udp[0].close()
+            await self._udp[1].drain()
+        for listener in self._listeners:
+            await listener.close_connections()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.ingestor.stop()
+        self.executor.shutdown(wait=True)
         log.info("collector stopped")
 
     async def serve(self) -> None:

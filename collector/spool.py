@@ -1,15 +1,35 @@
 """The spool: Parquet (zstd) batches of accepted records, each under a unique batch id."""
+
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from logwarden.common.atomic import write_parquet_atomic
-from logwarden.common.records import record_schema
+from logwarden.common.records import load_log_schema, record_schema
 
 SPOOL_SUFFIX = ".parquet"
+SHORT_STRING = 128  # declared strings at most this long are taken for identifiers (few distinct values)
+
+
+def dictionary_columns(log_schema: dict[str, Any] | None = None) -> list[str]:
+    """Columns worth dictionary encoding: enums, short declared strings, tenant and source.
+
+    Dictionary-encoding high-cardinality columns (messages, ids) costs CPU for nothing: Parquet
+    gives up on the dictionary once it grows, after building it.
+    """
+    log_schema = log_schema or load_log_schema()
+    names = [
+        name
+        for name, spec in log_schema.get("properties", {}).items()
+        if spec.get("type") == "string"
+        and spec.get("format") is None
+        and ("enum" in spec or spec.get("maxLength", SHORT_STRING + 1) <= SHORT_STRING)
+    ]
+    return names + ["tenant", "source"]
 
 
 class Spool:
@@ -19,6 +39,7 @@ class Spool:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.schema = schema or record_schema()
+        self._dictionary = [name for name in dictionary_columns() if name in self.schema.names]
 
     def path_of(self, batch_id: str) -> Path:
         """The file of batch ``batch_id``."""
@@ -30,9 +51,20 @@ class Spool:
 
     def write(self, batch_id: str, rows: Iterable[dict]) -> Path:
         """Write a batch of normalized rows atomically; returns its path."""
-        table = pa.Table.from_pylist(list(rows), schema=self.schema)
+        return self.write_table(batch_id, pa.Table.from_pylist(list(rows), schema=self.schema))
+
+    def write_table(self, batch_id: str, table: pa.Table) -> Path:
+        """Write a batch given as a table of the record layout (zstd Parquet) atomically: under a hidden
+        temporary name, fsync'ed, then renamed into place; returns its path."""
+        table = table.select(self.schema.names).cast(self.schema)
         path = self.path_of(batch_id)
-        write_parquet_atomic(table, path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd", use_dictionary=self._dictionary)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_directory(path.parent)
         return path
 
     def batches(self) -> list[Path]:
@@ -41,4 +73,16 @@ class Spool:
 
     def depth(self) -> int:
         """How many batches are waiting."""
-        return sum(1 for _ in self.directory.glob(f"*{SPOOL_SUFFIX}"))
+        with os.scandir(self.directory) as entries:
+            return sum(
+                1 for entry in entries if entry.name.endswith(SPOOL_SUFFIX) and not entry.name.startswith(".")
+            )
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,23 +1,28 @@
-"""Validate and normalize incoming records against ``schemas/log_schema.yaml``.
+"""Per-record validation and normalization against ``schemas/log_schema.yaml``.
 
-The schema is compiled once with fastjsonschema (the fast path); jsonschema stays
-the reference implementation (see tests). A valid record is normalized into a row
-of the record layout: timestamp in UTC microseconds, declared fields as columns,
-everything else as a JSON ``attributes`` string.
+This is the path every record can take: the schema is compiled once with fastjsonschema,
+with a ``date-time`` format check that accepts exactly what jsonschema's reference check
+accepts (see ``collector.timestamps``). The columnar fast path (``collector.columnar``)
+handles clean NDJSON batches without per-record Python work; any batch it is unsure of
+comes here, which names the record and the field at fault.
+
+Beyond the schema, a record must respect the collector's limits (number of fields, nesting
+depth) and its timestamps must lie within the configured clock skew. A valid record is
+normalized into a row of the record layout: timestamps in UTC microseconds, declared fields
+as columns, everything else as a JSON ``attributes`` string.
 """
+
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import fastjsonschema
 import orjson
 
+from collector.timestamps import is_rfc3339, to_epoch_us
 from logwarden.common.records import load_log_schema
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,19 @@ class SkewLimits:
     max_future: float = 3600.0
     max_past: float = 30 * 86400.0
 
+    @classmethod
+    def unlimited(cls) -> "SkewLimits":
+        """No skew check (used when recovering records that were already accepted)."""
+        return cls(max_future=float("inf"), max_past=float("inf"))
+
+
+@dataclass(frozen=True)
+class RecordLimits:
+    """Structural limits of one record, on top of the schema."""
+
+    max_fields: int = 1000
+    max_depth: int = 32
+
 
 def _field_of(exc: fastjsonschema.JsonSchemaValueException, record: dict, required: tuple[str, ...]) -> str:
     if exc.rule == "required":
@@ -44,70 +62,114 @@ def _field_of(exc: fastjsonschema.JsonSchemaValueException, record: dict, requir
     return ".".join(path)
 
 
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit`` containers (iterative, stops early)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 class RecordValidator:
     """Checks records against the log schema and turns valid ones into normalized rows."""
 
-    def __init__(self, log_schema: dict[str, Any] | None = None, skew: SkewLimits | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        log_schema: dict[str, Any] | None = None,
+        skew: SkewLimits | None = None,
+        clock: Callable[[], float] = time.time,
+        limits: RecordLimits | None = None,
+    ) -> None:
         self.schema = log_schema or load_log_schema()
-        self._check = fastjsonschema.compile(self.schema)
+        self._check = fastjsonschema.compile(self.schema, formats={"date-time": is_rfc3339})
         self._required = tuple(self.schema.get("required", ()))
-        self._declared = tuple(self.schema.get("properties", {}))
-        self._timestamp_fields = tuple(
-            name for name, spec in self.schema.get("properties", {}).items() if spec.get("format") == "date-time"
+        self.declared = tuple(self.schema.get("properties", {}))
+        self._declared_set = frozenset(self.declared)
+        self.timestamp_fields = tuple(
+            name
+            for name, spec in self.schema.get("properties", {}).items()
+            if spec.get("format") == "date-time"
         )
         self.skew = skew or SkewLimits()
-        self._clock = clock
+        self.limits = limits or RecordLimits()
+        self.clock = clock
 
-    def check(self, record: Any) -> Rejection | None:
-        """None when ``record`` is valid, else the first problem found."""
+    def check_schema(self, record: Any) -> Rejection | None:
+        """None when ``record`` satisfies the log schema, else the first problem found."""
         if not isinstance(record, dict):
             return Rejection("", f"a record must be a JSON object, not {type(record).__name__}", "not_object")
         try:
             self._check(record)
         except fastjsonschema.JsonSchemaValueException as exc:
             return Rejection(_field_of(exc, record, self._required), exc.message, f"schema_{exc.rule}")
-        return self._check_timestamps(record)
-
-    def _check_timestamps(self, record: dict) -> Rejection | None:
-        now = self._clock()
-        for name in self._timestamp_fields:
-            value = record.get(name)
-            if value is None:
-                continue
-            try:
-                seconds = parse_rfc3339(value).timestamp()
-            except ValueError as exc:
-                return Rejection(name, f"data.{name} is not a valid RFC 3339 time: {exc}", "bad_timestamp")
-            if seconds > now + self.skew.max_future:
-                return Rejection(name, f"data.{name} is {seconds - now:.0f}s in the future", "timestamp_skew")
-            if seconds < now - self.skew.max_past:
-                return Rejection(name, f"data.{name} is {now - seconds:.0f}s in the past", "timestamp_skew")
         return None
 
-    def normalize(self, record: dict, record_id: str, tenant: str, source: str, received_us: int) -> dict:
-        """A valid record as a row of the record layout (timestamps as UTC microseconds)."""
-        row: dict[str, Any] = {}
-        for name in self._declared:
-            value = record.get(name)
-            if value is not None and name in self._timestamp_fields:
-                value = to_epoch_us(parse_rfc3339(value))
-            row[name] = value
-        extra = {k: v for k, v in record.items() if k not in row}
-        row.update(record_id=record_id, tenant=tenant, source=source, received_at=received_us,
-                   attributes=orjson.dumps(extra).decode() if extra else None)
+    def check(self, record: Any, now: float | None = None, skew: bool = True) -> Rejection | None:
+        """None when ``record`` is acceptable (schema, limits, clock skew if ``skew``), else the problem."""
+        return self.accept(record, now, skew)[1]
+
+    def accept(
+        self, record: Any, now: float | None = None, skew: bool = True
+    ) -> tuple[dict[str, Any] | None, Rejection | None]:
+        """The data row of ``record`` (declared columns, timestamps in UTC microseconds, ``attributes``)
+        and None, or None and the first problem found."""
+        rejection = self.check_schema(record)
+        if rejection is not None:
+            return None, rejection
+        if len(record) > self.limits.max_fields:
+            return None, Rejection(
+                "",
+                f"record has {len(record)} fields, more than the limit of " f"{self.limits.max_fields}",
+                "too_many_fields",
+            )
+        declared = self._declared_set
+        extra = {key: value for key, value in record.items() if key not in declared}
+        if extra and _depth_exceeds(list(extra.values()), self.limits.max_depth):
+            return None, Rejection("", f"record nests deeper than {self.limits.max_depth} levels", "too_deep")
+        row = {name: record.get(name) for name in self.declared}
+        now = self.clock() if now is None else now
+        for name in self.timestamp_fields:
+            value = row[name]
+            if value is None:
+                continue
+            micros = row[name] = to_epoch_us(value)
+            if skew:
+                seconds = micros / 1_000_000
+                if seconds > now + self.skew.max_future:
+                    return None, Rejection(
+                        name,
+                        f"data.{name} is {seconds - now:.0f}s in the future "
+                        f"(limit {self.skew.max_future:.0f}s)",
+                        "timestamp_skew",
+                    )
+                if seconds < now - self.skew.max_past:
+                    return None, Rejection(
+                        name,
+                        f"data.{name} is {now - seconds:.0f}s in the past "
+                        f"(limit {self.skew.max_past:.0f}s)",
+                        "timestamp_skew",
+                    )
+        row["attributes"] = orjson.dumps(extra).decode() if extra else None
+        return row, None
+
+    def data_row(self, record: dict) -> dict[str, Any]:
+        """The declared columns (timestamps as UTC microseconds) and ``attributes`` of a valid record."""
+        row, rejection = self.accept(record, skew=False)
+        if rejection is not None:
+            raise ValueError(f"not a valid record: {rejection.error}")
         return row
 
-
-def parse_rfc3339(value: str) -> datetime:
-    """An aware datetime from an RFC 3339 string (``Z`` or an offset required)."""
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError("no time zone offset")
-    return parsed
-
-
-def to_epoch_us(moment: datetime) -> int:
-    """Microseconds since the Unix epoch, exact."""
-    delta = moment - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    def normalize(self, record: dict, record_id: str, tenant: str, source: str, received_us: int) -> dict:
+        """A valid record as a full row of the record layout, system columns included."""
+        row = self.data_row(record)
+        row.update(record_id=record_id, tenant=tenant, source=source, received_at=received_us)
+        return row

@@ -9,7 +9,7 @@ import sys
 from logwarden.common.yamlconf import ConfigError
 
 COMMANDS = ("up", "collector", "rules", "detect", "templates", "replay", "backfill", "query", "retention",
-            "alerts", "silence", "feedback")
+            "alerts", "silence", "feedback", "deadletter")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,6 +61,7 @@ class StackOptions:
     http_port: int = 8080
     tcp_port: int = 5170
     api_port: int = 8081
+    syslog_port: int | None = None
     dashboard_port: int | None = 5006
     dask_scheduler: str | None = None
     dask_workers: int = 2
@@ -117,7 +118,7 @@ class Stack:
         opts = self.options
         if opts.collector:
             self.collector = CollectorProcess(self.paths.root, opts.host, opts.http_port, opts.tcp_port,
-                                              opts.config_path, self.paths.run / "collector.log")
+                                              opts.config_path, self.paths.run / "collector.log", opts.syslog_port)
             self.collector.start()
         self.dask = DaskConnection.open(opts.dask_scheduler, opts.dask_workers, opts.dask_dashboard_port, opts.host,
                                         adaptive_max=opts.adaptive_max, spool_dir=self.paths.spool)
@@ -180,6 +181,7 @@ class Stack:
         collector = {
             "collector (HTTP)": f"http://{opts.host}:{opts.http_port}/v1/logs",
             "collector (TCP NDJSON)": f"{opts.host}:{opts.tcp_port}",
+            "collector (syslog TCP/UDP)": f"{opts.host}:{opts.syslog_port or 5514}",
             "collector metrics": f"http://{opts.host}:{opts.http_port}/metrics",
         } if opts.collector else {}
         return {

@@ -17,9 +17,11 @@ class CollectorProcess:
     """``logwarden collector`` as a supervised child process."""
 
     def __init__(self, data_dir: Path, host: str, http_port: int, tcp_port: int, config: str | None,
-                 log_path: Path) -> None:
+                 log_path: Path, syslog_port: int | None = None) -> None:
         self.command = [sys.executable, "-m", "logwarden", "collector", "--data-dir", str(data_dir),
                         "--host", host, "--http-port", str(http_port), "--tcp-port", str(tcp_port)]
+        if syslog_port is not None:
+            self.command += ["--syslog-port", str(syslog_port)]
         if config:
             self.command += ["--config", config]
         self.health_url = f"http://{host}:{http_port}/health"

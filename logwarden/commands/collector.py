@@ -1,19 +1,31 @@
 """``logwarden collector``: run the collector alone."""
+
 from __future__ import annotations
 
 import argparse
+import sys
 
 from logwarden.commands.common import add_config, add_data_dir
+
+_PORT_OPTIONS = (
+    ("http_port", "HTTP port (default 8080)"),
+    ("tcp_port", "TCP newline-delimited JSON port (default 5170; 0 picks a free port)"),
+    ("syslog_port", "syslog port, TCP (RFC 6587) and UDP (default 5514)"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``collector`` subcommand."""
-    parser = subparsers.add_parser("collector", help="run the collector (HTTP and TCP ingestion) alone")
+    parser = subparsers.add_parser(
+        "collector", help="run the collector (HTTP, TCP and syslog ingestion) alone"
+    )
     add_data_dir(parser)
     add_config(parser)
     parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--http-port", type=int, default=None, help="HTTP port (default 8080)")
-    parser.add_argument("--tcp-port", type=int, default=None, help="TCP NDJSON port (default 5170)")
+    for name, text in _PORT_OPTIONS:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None, help=text)
+    parser.add_argument("--no-tcp", action="store_true", help="do not listen for TCP NDJSON")
+    parser.add_argument("--no-syslog", action="store_true", help="do not listen for syslog (TCP and UDP)")
     parser.set_defaults(func=run)
 
 
@@ -24,8 +36,21 @@ def run(args: argparse.Namespace) -> int:
     from logwarden.settings import load_settings
 
     config = load_settings(args.config).collector
-    for name in ("host", "http_port", "tcp_port"):
+    for name in ("host", "http_port", "tcp_port", "syslog_port"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
-    run_collector(DataDir.at(args.data_dir), config)
+    if args.syslog_port is not None:
+        config.syslog_port_required = True
+    if args.no_tcp:
+        config.tcp_port = None
+    if args.no_syslog:
+        config.syslog_port = None
+    try:
+        run_collector(DataDir.at(args.data_dir), config)
+    except ValueError as exc:  # e.g. a TLS certificate that cannot be loaded
+        print(f"logwarden: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a port already in use
+        print(f"logwarden: cannot start the collector: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address every service binds (default 127.0.0.1)")
     parser.add_argument("--http-port", type=int, default=8080, help="collector HTTP port (default 8080)")
     parser.add_argument("--tcp-port", type=int, default=5170, help="collector TCP NDJSON port (default 5170)")
+    parser.add_argument("--syslog-port", type=int, default=None,
+                        help="collector syslog port, TCP (RFC 6587) and UDP (default 5514)")
     parser.add_argument("--api-port", type=int, default=8081,
                         help="API port: alerts, acknowledgement, search (default 8081)")
     parser.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
@@ -51,7 +53,7 @@ def _options(args: argparse.Namespace):
     return StackOptions(
         data_dir=Path(args.data_dir), settings=load_settings(args.config), config_path=args.config,
         rules_path=Path(args.rules), host=args.host, http_port=args.http_port, tcp_port=args.tcp_port,
-        api_port=args.api_port,
+        api_port=args.api_port, syslog_port=args.syslog_port,
         dask_scheduler=args.dask_scheduler, dask_workers=args.dask_workers, adaptive_max=args.adaptive,
         dask_dashboard_port=None if args.no_dashboards else args.dask_dashboard_port,
         ray_address=args.ray_address, ray_dashboard_port=None if args.no_dashboards else args.ray_dashboard_port,

@@ -129,7 +129,7 @@ class StackProcess:
         self.http_port, self.tcp_port, self.api_port = free_port(), free_port(), free_port()
         self.command = [sys.executable, "-m", "logwarden", "up", "--data-dir", str(data_dir), "--no-dashboards",
                         "--http-port", str(self.http_port), "--tcp-port", str(self.tcp_port),
-                        "--api-port", str(self.api_port), *extra]
+                        "--api-port", str(self.api_port), "--syslog-port", str(free_port()), *extra]
         if ray:
             self.command += ["--ray-address", ray.address]
         self.log_path = data_dir.parent / f"{data_dir.name}-up.log"
