@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from logwarden.common.atomic import fsync_path
 from logwarden.common.records import load_log_schema, record_schema
 
 SPOOL_SUFFIX = ".parquet"
@@ -64,7 +65,7 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_directory(path.parent)
+        fsync_path(path.parent)
         return path
 
     def batches(self) -> list[Path]:
@@ -77,12 +78,3 @@ class Spool:
             return sum(
                 1 for entry in entries if entry.name.endswith(SPOOL_SUFFIX) and not entry.name.startswith(".")
             )
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -12,13 +12,13 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from logwarden.common.durations import parse_duration
+from logwarden.common.times import parse_time as parse_cli_time
 from logwarden.common.records import LEVELS
 from storage.columns import FILTER_FIELDS, column_names, record_columns
 from storage.lake import Lake
@@ -74,16 +74,8 @@ def parse_time(value: str | datetime | None, now: datetime | None = None) -> dat
     ``7d``) or an ISO 8601 date/time (UTC when no zone is given)."""
     if value is None or isinstance(value, datetime):
         return _utc(value) if value is not None else None
-    text = str(value).strip()
-    now = now or datetime.now(timezone.utc)
-    if text.lower() == "now":
-        return now
     try:
-        return now - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return parse_cli_time(str(value), now)
     except ValueError:
         raise SearchError(f"not a time: {value!r} (use an ISO time such as 2026-11-22T10:00:00Z, "
                           "or a duration back from now such as 15m, 2h, 7d)") from None

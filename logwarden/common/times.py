@@ -17,7 +17,7 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
     except ValueError:
         pass
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
     except ValueError:
         raise ValueError(f"not a time: {text!r} (use RFC 3339, a date, 'now' or an age like 2h)") from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
