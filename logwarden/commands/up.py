@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -70,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     print("logwarden: starting collector, Dask, Ray, detectors and alerting…", flush=True)
-    stack.start()
+    try:
+        stack.start()
+    except OSError as exc:  # a port in use, most often
+        print(f"logwarden: cannot start: {exc} (see --help for the port options)", file=sys.stderr, flush=True)
+        return 1
+    except RuntimeError as exc:
+        print(f"logwarden: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
     print("logwarden is up:", flush=True)
     for name, url in stack.urls().items():
         print(f"  {name:<24} {url}", flush=True)

@@ -55,6 +55,9 @@ class BackgroundHttpServer:
         self._thread.start()
         started.wait(timeout)
         if failure:
+            if isinstance(failure[0], OSError):
+                raise OSError(failure[0].errno, f"{self.name} cannot listen on {self.host}:{self.port}: "
+                                                f"{failure[0].strerror}") from failure[0]
             raise failure[0]
 
     def stop(self) -> None:
