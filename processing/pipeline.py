@@ -101,9 +101,12 @@ class SpoolProcessor:
                 time.sleep(1.0)
 
     def _snapshot(self) -> Future:
+        """The template snapshot on the workers, scattered again when it changed or was lost
+        (a worker that died may have held the only copy)."""
         snapshot = self.templates.snapshot
-        if snapshot is not self._snapshot_bytes:
-            self._snapshot_future = self.client.scatter(snapshot, broadcast=True, hash=True)
+        live = self._snapshot_future is not None and self._snapshot_future.status == "finished"
+        if snapshot is not self._snapshot_bytes or not live:
+            self._snapshot_future = self.client.scatter(snapshot, broadcast=True, hash=False)
             self._snapshot_bytes = snapshot
         return self._snapshot_future
 
@@ -124,8 +127,11 @@ class SpoolProcessor:
         for batch_id, item in done:
             if item.future.status != "finished":
                 del self._in_flight[batch_id]
-                self._record_failure(batch_id, item.path, item.future.exception())
+                status = item.future.status
+                error = item.future.exception() if status == "error" else None
+                self._record_failure(batch_id, item.path, error or RuntimeError(f"task {status}"))
                 item.future.release()
+                self._snapshot_future = None  # it may be what was lost: scatter it again
             elif item.phase == "prepare":
                 self._finalize(batch_id, item)
             else:

@@ -11,7 +11,7 @@ import pytest
 
 from alerting import AlertService, ConsoleNotifier, build_alerting
 from monitoring.anomaly import FIRING, Anomaly
-from tests.alerting.servers import ProtocolServer, SmtpServer, self_signed
+from logwarden.testing.receivers import ProtocolServer, SmtpServer, self_signed
 
 ROUTING = {"CRITICAL": ["pagerduty"], "HIGH": ["slack"], "MEDIUM": ["email"], "LOW": ["dashboard"]}
 FAST = {

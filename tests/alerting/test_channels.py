@@ -7,7 +7,7 @@ import pytest
 from alerting import history
 from monitoring.anomaly import RESOLVED
 from tests.alerting.conftest import anomaly, wait_for
-from tests.alerting.servers import ProtocolServer, SmtpServer
+from logwarden.testing.receivers import ProtocolServer, SmtpServer
 
 
 def pagerduty(server: ProtocolServer, **extra) -> dict:

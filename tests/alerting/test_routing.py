@@ -14,7 +14,7 @@ from alerting.config import parse_alerting
 from alerting.dispatch import is_open, next_opening, routes_for
 from monitoring.anomaly import RESOLVED
 from tests.alerting.conftest import ROUTING, anomaly, wait_for
-from tests.alerting.servers import ProtocolServer
+from logwarden.testing.receivers import ProtocolServer
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 

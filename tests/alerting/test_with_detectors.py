@@ -7,7 +7,7 @@ from logwarden.common.records import ANOMALY_SCHEMA_PATH
 from monitoring import load_rules
 from monitoring.engine import DetectorSet
 from tests.alerting.conftest import wait_for
-from tests.alerting.servers import ProtocolServer
+from logwarden.testing.receivers import ProtocolServer
 from tests.monitoring.helpers import rec, table
 
 US = 1_000_000

@@ -1,6 +1,10 @@
 """Real local servers speaking the protocols alerting talks: Slack (incoming webhook and Web API
 chat.postMessage), PagerDuty Events API v2, a generic webhook, and SMTP (aiosmtpd) with STARTTLS,
-implicit TLS and authentication."""
+implicit TLS and authentication.
+
+Used by the alerting tests and by the soak benchmark (``bench/soak.py``): the HTTP server can go
+down and come back on its port, and the SMTP server can refuse messages for a while (``451``).
+"""
 
 from __future__ import annotations
 
@@ -93,13 +97,19 @@ class ProtocolServer:
 
     # protocols ------------------------------------------------------------------------------
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        """Answer one POST as the real service would."""
+        """Answer one POST as the real service would; the request is kept with the status answered."""
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = {"_raw": raw.decode(errors="replace")}
+        entry = {"path": path, "headers": headers, "body": body, "at": time.time()}
         with self.lock:
-            self.requests.append({"path": path, "headers": headers, "body": body, "at": time.time()})
+            self.requests.append(entry)
+        status, answer = self._answer(path, headers, body)
+        entry["status"] = status
+        return status, answer
+
+    def _answer(self, path: str, headers: dict[str, str], body: dict) -> tuple[int, Any]:
         if self.status_override is not None:
             return self.status_override, {"error": "overridden"}
         if path.startswith("/services/"):  # Slack incoming webhook
@@ -193,15 +203,26 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
 
 class _Collect:
+    """Keeps every accepted message (with the time it was accepted); refuses while ``refusing``."""
+
+    REFUSAL = "451 4.3.0 Temporary failure: try again later"
+
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.envelopes: list[tuple[str, list[str]]] = []
+        self.accepted_at: list[float] = []
+        self.refused = 0
+        self.refusing = False
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.refusing:
+            self.refused += 1
+            return self.REFUSAL
         self.messages.append(
             message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         )
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.accepted_at.append(time.time())
         return "250 Message accepted for delivery"
 
 
@@ -252,3 +273,12 @@ class SmtpServer:
     def messages(self) -> list[Message]:
         """The e-mails received."""
         return self.handler.messages
+
+    @property
+    def accepted_at(self) -> list[float]:
+        """When each of ``messages`` was accepted (epoch seconds)."""
+        return self.handler.accepted_at
+
+    def refuse(self, refusing: bool) -> None:
+        """Answer every message with a temporary failure (``451``) while ``refusing`` is True."""
+        self.handler.refusing = refusing

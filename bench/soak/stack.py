@@ -1,0 +1,296 @@
+"""The processes the soak starts, and only those: a Ray head of its own and ``logwarden up``.
+
+Faults and memory figures find processes through these two roots only: the descendants of the
+``logwarden up`` the soak launched (collector, Dask worker processes) and the processes whose
+command line names the Ray head's own temp dir, with their descendants (GCS, raylet, actors).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psutil
+import requests
+
+log = logging.getLogger(__name__)
+BIN = Path(sys.executable).parent
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+MB = 1024 * 1024
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return []
+
+
+def _terminate(processes: list[psutil.Process], timeout: float = 10.0) -> None:
+    for proc in processes:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=timeout)
+
+
+class RayHead:
+    """``ray start --head`` on 127.0.0.1 with a fresh temp dir and a token of its own."""
+
+    def __init__(self, temp_dir: Path) -> None:
+        self.temp_dir = temp_dir
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        token_path = temp_dir / "auth_token"
+        token_path.write_text(secrets.token_hex(32))
+        self.env = {**RAY_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+
+    def start(self) -> "RayHead":
+        """Start the head; raises if ``ray start`` fails."""
+        command = [str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
+                   "--dashboard-host", "127.0.0.1", "--include-dashboard", "false", "--num-cpus", "2",
+                   # ports Ray would otherwise take at fixed numbers (another head on this machine may hold them)
+                   "--dashboard-port", str(free_port()), "--ray-client-server-port", str(free_port()),
+                   "--dashboard-agent-listen-port", str(free_port()),
+                   "--object-store-memory", str(400 * MB), "--temp-dir", str(self.temp_dir),
+                   "--disable-usage-stats"]
+        subprocess.run(command, check=True, env={**os.environ, **self.env}, capture_output=True, timeout=180)
+        return self
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process of this head: those naming its temp dir, and their descendants."""
+        roots = []
+        text = str(self.temp_dir)
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if any(text in part for part in proc.info["cmdline"] or ()):
+                    roots.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        found = {p.pid: p for p in roots}
+        for root in roots:
+            try:
+                for child in root.children(recursive=True):
+                    found.setdefault(child.pid, child)
+            except psutil.NoSuchProcess:
+                continue
+        return list(found.values())
+
+    def detector_actors(self) -> list[psutil.Process]:
+        """The worker processes of this head running a ``DetectorActor``."""
+        return [p for p in self.processes() if " ".join(_cmdline(p)).startswith("ray::DetectorActor")]
+
+    def stop(self) -> None:
+        """Kill every process of this head (and nothing else), then remove its temp dir."""
+        _terminate(self.processes())
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+class StackProcess:
+    """``logwarden up`` on embedded defaults plus the soak's config file, as a child process."""
+
+    def __init__(self, data_dir: Path, config: Path, rules: Path, ray: RayHead, dask_workers: int, http_port: int,
+                 tcp_port: int) -> None:
+        self.data_dir = data_dir
+        self.http_port, self.tcp_port = http_port, tcp_port
+        self.env = {**os.environ, **RAY_ENV, **ray.env}
+        self.command = [sys.executable, "-m", "logwarden", "up", "--data-dir", str(data_dir), "--no-dashboards",
+                        "--http-port", str(http_port), "--tcp-port", str(tcp_port), "--config", str(config),
+                        "--rules", str(rules),
+                        "--ray-address", ray.address, "--dask-workers", str(dask_workers)]
+        self.log_path = data_dir.parent / "logwarden-up.log"
+        self.popen: subprocess.Popen | None = None
+        self.descendants: dict[int, psutil.Process] = {}
+
+    @property
+    def url(self) -> str:
+        """The collector's base URL."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 180.0) -> "StackProcess":
+        """Start and wait for the 'logwarden is up' line."""
+        with open(self.log_path, "wb") as out:
+            self.popen = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"logwarden up exited {self.popen.returncode}:\n{self.output()[-3000:]}")
+            if "logwarden is up" in self.output():
+                self.remember_descendants()
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"logwarden up did not come up in {timeout:.0f}s:\n{self.output()[-3000:]}")
+
+    def output(self) -> str:
+        """What ``logwarden up`` printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def children(self) -> list[psutil.Process]:
+        """The live descendants of ``logwarden up``."""
+        try:
+            found = psutil.Process(self.popen.pid).children(recursive=True)
+        except (psutil.NoSuchProcess, AttributeError):
+            return []
+        for proc in found:
+            self.descendants.setdefault(proc.pid, proc)
+        return found
+
+    def remember_descendants(self) -> None:
+        """Note every descendant (to find strays after the stop)."""
+        self.children()
+
+    def collector(self) -> psutil.Process | None:
+        """The collector child process, if one runs."""
+        for proc in self.children():
+            line = _cmdline(proc)
+            if "collector" in line and "logwarden" in line and proc.status() != psutil.STATUS_ZOMBIE:
+                return proc
+        return None
+
+    def dask_workers(self) -> list[psutil.Process]:
+        """The Dask worker processes of the local cluster (multiprocessing children of the nannies)."""
+        workers = []
+        for proc in self.children():
+            line = " ".join(_cmdline(proc))
+            if "multiprocessing" in line and "resource_tracker" not in line and "forkserver" not in line:
+                workers.append(proc)
+        return workers
+
+    def health(self) -> bool:
+        """Whether the collector answers ``/health``."""
+        try:
+            return requests.get(f"{self.url}/health", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    def ready(self) -> dict:
+        """The collector's ``/ready`` answer (empty when it does not answer)."""
+        try:
+            return requests.get(f"{self.url}/ready", timeout=5).json()
+        except (requests.RequestException, ValueError):
+            return {}
+
+    def stop(self, timeout: float = 180.0) -> int | None:
+        """SIGINT, as Ctrl-C; the exit status, or None when it had to be killed."""
+        if self.popen is None:
+            return None
+        if self.popen.poll() is not None:
+            return self.popen.returncode
+        self.remember_descendants()
+        self.popen.send_signal(signal.SIGINT)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("logwarden up did not stop within %.0fs; killing it and its children", timeout)
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        """Kill ``logwarden up`` and every descendant it had."""
+        procs = [p for p in self.descendants.values() if p.is_running()]
+        if self.popen and self.popen.poll() is None:
+            procs.append(psutil.Process(self.popen.pid))
+        _terminate(procs, timeout=5)
+
+    def strays(self) -> list[str]:
+        """Descendants still running after the stop."""
+        alive = []
+        for proc in self.descendants.values():
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+            except psutil.NoSuchProcess:
+                continue
+        return alive
+
+
+def role_of(proc: psutil.Process, stack: StackProcess) -> str:
+    """A short name for what ``proc`` is."""
+    if stack.popen is not None and proc.pid == stack.popen.pid:
+        return "logwarden up"
+    line = " ".join(_cmdline(proc))
+    if "logwarden" in line and "collector" in line:
+        return "collector"
+    if "resource_tracker" in line:
+        return "multiprocessing resource_tracker"
+    if "multiprocessing" in line and "forkserver" not in line:
+        return "dask worker"
+    if line.startswith("ray::"):
+        return "ray " + line[5:].split(".")[0].split()[0]
+    for name in ("gcs_server", "raylet", "dashboard", "log_monitor", "runtime_env", "monitor.py"):
+        if name in line:
+            return f"ray {name}"
+    return "other: " + (os.path.basename(_cmdline(proc)[0]) if _cmdline(proc) else "?")
+
+
+class MemorySampler(threading.Thread):
+    """Samples the RSS of every process of the soak's stack once a second; keeps the peak per role."""
+
+    def __init__(self, stack: StackProcess, ray: RayHead, interval: float = 1.0) -> None:
+        super().__init__(name="rss-sampler", daemon=True)
+        self.stack, self.ray, self.interval = stack, ray, interval
+        self.peak: dict[str, float] = defaultdict(float)
+        self.peak_pid: dict[str, int] = {}
+        self.first: dict[str, float] = {}  # the role's largest RSS at its first sample
+        self.last: dict[str, float] = {}  # ... and at its last sample (growth over the run)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Sample until ``stop``."""
+        while not self._stop_event.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        """One pass over the processes."""
+        procs = self.stack.children() + self.ray.processes()
+        if self.stack.popen is not None:
+            try:
+                procs.append(psutil.Process(self.stack.popen.pid))
+            except psutil.NoSuchProcess:
+                pass
+        procs.append(psutil.Process(os.getpid()))
+        now: dict[str, float] = defaultdict(float)
+        for proc in procs:
+            try:
+                rss = proc.memory_info().rss / MB
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            if not rss:
+                continue  # a process on its way out
+            role = "soak (load generator)" if proc.pid == os.getpid() else role_of(proc, self.stack)
+            now[role] = max(now[role], rss)
+            if rss > self.peak[role]:
+                self.peak[role] = rss
+                self.peak_pid[role] = proc.pid
+        for role, rss in now.items():
+            self.first.setdefault(role, rss)
+            self.last[role] = rss
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop_event.set()
+        self.join(timeout=5)
