@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,91 +19,10 @@ from pathlib import Path
 import psutil
 import requests
 
+from logwarden.testing.cluster import MB, RAY_ENV, RayHead, cmdline, free_port, terminate
+
 log = logging.getLogger(__name__)
-BIN = Path(sys.executable).parent
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-MB = 1024 * 1024
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _cmdline(proc: psutil.Process) -> list[str]:
-    try:
-        return proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return []
-
-
-def _terminate(processes: list[psutil.Process], timeout: float = 10.0) -> None:
-    for proc in processes:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(processes, timeout=timeout)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=timeout)
-
-
-class RayHead:
-    """``ray start --head`` on 127.0.0.1 with a fresh temp dir and a token of its own."""
-
-    def __init__(self, temp_dir: Path) -> None:
-        self.temp_dir = temp_dir
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        token_path = temp_dir / "auth_token"
-        token_path.write_text(secrets.token_hex(32))
-        self.env = {**RAY_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
-
-    def start(self) -> "RayHead":
-        """Start the head; raises if ``ray start`` fails."""
-        command = [str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                   "--dashboard-host", "127.0.0.1", "--include-dashboard", "false", "--num-cpus", "2",
-                   # ports Ray would otherwise take at fixed numbers (another head on this machine may hold them)
-                   "--dashboard-port", str(free_port()), "--ray-client-server-port", str(free_port()),
-                   "--dashboard-agent-listen-port", str(free_port()),
-                   "--object-store-memory", str(400 * MB), "--temp-dir", str(self.temp_dir),
-                   "--disable-usage-stats"]
-        subprocess.run(command, check=True, env={**os.environ, **self.env}, capture_output=True, timeout=180)
-        return self
-
-    def processes(self) -> list[psutil.Process]:
-        """Every process of this head: those naming its temp dir, and their descendants."""
-        roots = []
-        text = str(self.temp_dir)
-        for proc in psutil.process_iter(["cmdline"]):
-            try:
-                if any(text in part for part in proc.info["cmdline"] or ()):
-                    roots.append(proc)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        found = {p.pid: p for p in roots}
-        for root in roots:
-            try:
-                for child in root.children(recursive=True):
-                    found.setdefault(child.pid, child)
-            except psutil.NoSuchProcess:
-                continue
-        return list(found.values())
-
-    def detector_actors(self) -> list[psutil.Process]:
-        """The worker processes of this head running a ``DetectorActor``."""
-        return [p for p in self.processes() if " ".join(_cmdline(p)).startswith("ray::DetectorActor")]
-
-    def stop(self) -> None:
-        """Kill every process of this head (and nothing else), then remove its temp dir."""
-        _terminate(self.processes())
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+__all__ = ["MB", "MemorySampler", "RayHead", "StackProcess", "free_port"]
 
 
 class StackProcess:
@@ -166,7 +82,7 @@ class StackProcess:
     def collector(self) -> psutil.Process | None:
         """The collector child process, if one runs."""
         for proc in self.children():
-            line = _cmdline(proc)
+            line = cmdline(proc)
             if "collector" in line and "logwarden" in line and proc.status() != psutil.STATUS_ZOMBIE:
                 return proc
         return None
@@ -175,7 +91,7 @@ class StackProcess:
         """The Dask worker processes of the local cluster (multiprocessing children of the nannies)."""
         workers = []
         for proc in self.children():
-            line = " ".join(_cmdline(proc))
+            line = " ".join(cmdline(proc))
             if "multiprocessing" in line and "resource_tracker" not in line and "forkserver" not in line:
                 workers.append(proc)
         return workers
@@ -214,7 +130,7 @@ class StackProcess:
         procs = [p for p in self.descendants.values() if p.is_running()]
         if self.popen and self.popen.poll() is None:
             procs.append(psutil.Process(self.popen.pid))
-        _terminate(procs, timeout=5)
+        terminate(procs, timeout=5)
 
     def strays(self) -> list[str]:
         """Descendants still running after the stop."""
@@ -232,7 +148,7 @@ def role_of(proc: psutil.Process, stack: StackProcess) -> str:
     """A short name for what ``proc`` is."""
     if stack.popen is not None and proc.pid == stack.popen.pid:
         return "logwarden up"
-    line = " ".join(_cmdline(proc))
+    line = " ".join(cmdline(proc))
     if "logwarden" in line and "collector" in line:
         return "collector"
     if "resource_tracker" in line:
@@ -244,7 +160,7 @@ def role_of(proc: psutil.Process, stack: StackProcess) -> str:
     for name in ("gcs_server", "raylet", "dashboard", "log_monitor", "runtime_env", "monitor.py"):
         if name in line:
             return f"ray {name}"
-    return "other: " + (os.path.basename(_cmdline(proc)[0]) if _cmdline(proc) else "?")
+    return "other: " + (os.path.basename(cmdline(proc)[0]) if cmdline(proc) else "?")
 
 
 class MemorySampler(threading.Thread):

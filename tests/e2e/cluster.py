@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,70 +14,9 @@ import orjson
 import psutil
 import requests
 
-BIN = Path(sys.executable).parent
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+from logwarden.testing.cluster import BIN, RAY_ENV, RayHead, free_port, terminate
 
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def kill_tree(processes: list[psutil.Process], timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL what is left."""
-    for proc in processes:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(processes, timeout=timeout)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=timeout)
-
-
-def processes_mentioning(text: str) -> list[psutil.Process]:
-    """Processes whose command line contains ``text``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(text in part for part in proc.info["cmdline"] or ()):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
-class RayHead:
-    """``ray start --head`` on 127.0.0.1 with a fresh temp dir; ``stop`` kills exactly its processes."""
-
-    def __init__(self, temp_dir: Path) -> None:
-        self.temp_dir = temp_dir
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        token_path = temp_dir / "auth_token"
-        token_path.write_text(secrets.token_hex(32))
-        # Token authentication, with a token of this session only (not ~/.ray/auth_token).
-        self.env = {**RAY_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
-
-    def start(self) -> "RayHead":
-        """Start the head and wait until it is up."""
-        command = [str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                   "--dashboard-host", "127.0.0.1", "--include-dashboard", "false", "--num-cpus", "2",
-                   "--object-store-memory", str(300 * 1024 * 1024), "--temp-dir", str(self.temp_dir),
-                   "--disable-usage-stats"]
-        subprocess.run(command, check=True, env={**os.environ, **self.env}, capture_output=True, timeout=120)
-        return self
-
-    def stop(self) -> None:
-        """Kill every process of this head (and nothing else), then remove its temp dir."""
-        kill_tree(processes_mentioning(str(self.temp_dir)))
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+__all__ = ["DaskPair", "RayHead", "StackProcess", "free_port"]
 
 
 class DaskPair:
@@ -117,7 +54,7 @@ class DaskPair:
                 procs += parent.children(recursive=True) + [parent]
             except psutil.NoSuchProcess:
                 pass
-        kill_tree(procs)
+        terminate(procs)
 
 
 class StackProcess:
@@ -222,7 +159,7 @@ class StackProcess:
         procs = list(self.descendants.values())
         if self.popen and self.popen.poll() is None:
             procs.append(psutil.Process(self.popen.pid))
-        kill_tree(procs, timeout=5)
+        terminate(procs, timeout=5)
 
     def stray_processes(self, grace: float = 5.0) -> list[str]:
         """Descendants still running ``grace`` seconds after the stack stopped (helpers such as
