@@ -294,7 +294,7 @@ class ElasticsearchSink:
             if attempt > self.config.max_retries:
                 raise SinkUnavailable(f"{len(retry)} records still refused after {attempt - 1} retries")
             result.retried += len(retry)
-            log.info("elasticsearch: %d of %d items refused for now, retrying", len(retry), len(items))
+            log.info("elasticsearch: %d of %d items refused this round, retrying", len(retry), len(items))
             items = retry
             self._backoff(attempt)
 
