@@ -10,7 +10,7 @@ import requests
 
 from monitoring.anomaly import RESOLVED
 from tests.alerting.conftest import anomaly, wait_for
-from logwarden.testing.receivers import free_port
+from logwarden.testing.cluster import free_port
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 

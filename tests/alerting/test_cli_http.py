@@ -151,7 +151,7 @@ def test_alerts_http_server_in_a_thread(populated):
     import requests
 
     from alerting.http import AlertsHttpServer
-    from logwarden.testing.receivers import free_port
+    from logwarden.testing.cluster import free_port
 
     service, _ = populated
     server = AlertsHttpServer(service, port=free_port())
