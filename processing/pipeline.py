@@ -39,7 +39,7 @@ class InFlight:
 
     path: Path
     future: Future
-    phase: str = "prepare"
+    phase: str = "prepare"  # then "finalize", then "ready" (waiting for earlier batches to be handed on)
     learned: list[TemplateInfo] = field(default_factory=list)
 
 
@@ -123,7 +123,8 @@ class SpoolProcessor:
             self._in_flight[batch_id] = InFlight(path, future)
 
     def _advance_done(self) -> bool:
-        done = sorted((bid, item) for bid, item in self._in_flight.items() if item.future.done())
+        done = sorted((bid, item) for bid, item in self._in_flight.items()
+                      if item.phase != "ready" and item.future.done())
         for batch_id, item in done:
             if item.future.status != "finished":
                 del self._in_flight[batch_id]
@@ -135,9 +136,23 @@ class SpoolProcessor:
             elif item.phase == "prepare":
                 self._finalize(batch_id, item)
             else:
-                del self._in_flight[batch_id]
-                self._deliver(item)
-        return bool(done)
+                item.phase = "ready"
+        return self._deliver_ready() or bool(done)
+
+    def _deliver_ready(self) -> bool:
+        """Hand on finished batches in spool order: a batch waits for the earlier ones still in flight,
+        so the detectors see event time move as the collector received it (a failed batch does not
+        hold the others back; it comes later, as late data)."""
+        delivered = False
+        while self._in_flight:
+            batch_id = min(self._in_flight)
+            item = self._in_flight[batch_id]
+            if item.phase != "ready":
+                break
+            del self._in_flight[batch_id]
+            self._deliver(item)
+            delivered = True
+        return delivered
 
     def _finalize(self, batch_id: str, item: InFlight) -> None:
         unmatched = item.future.result()

@@ -81,6 +81,16 @@ def test_templates_are_consistent_across_workers_and_restarts(tmp_path, client):
     assert again == [(4, total + more)]
 
 
+def test_batches_are_handed_on_in_spool_order_even_when_a_later_one_finishes_first(tmp_path, client):
+    paths = DataDir.at(tmp_path).create()
+    spool_batches(paths, batches=1, size=30_000)  # slow to process
+    spool_batches(paths, batches=3, size=5, first=1)  # quick, on the other worker
+    outputs = []
+    run_until_drained(SpoolProcessor(client, paths, outputs.append), paths)
+    ids = [o.batch_id for o in outputs]
+    assert len(ids) == 4 and ids == sorted(ids)
+
+
 def test_killed_workers_mid_batch_leave_each_record_in_the_lake_once(tmp_path, client):
     paths = DataDir.at(tmp_path).create()
     total = spool_batches(paths, batches=24, size=3000)
