@@ -25,7 +25,7 @@ from processing.enrich import HOST_FIELD, INVENTORY_FIELDS, Inventory
 from processing.masking import Masker, MaskingConfig
 from processing.mining import Unmatched
 from processing.templates import TemplateInfo
-from processing.templates.distributed import match_column, match_partition
+from processing.templates.distributed import ColumnMatches, match_column, match_partition
 from storage import Lake
 from storage.elasticsearch import ElasticsearchConfig, SinkUnavailable, sink_for
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_FIELDS = (pa.field("template_id", pa.string()), pa.field("template", pa.string()))
 # Per worker process: phase one's table and matches, for phase two on the same worker.
-_PREPARED: "OrderedDict[str, tuple[pa.Table, list]]" = OrderedDict()
+_PREPARED: "OrderedDict[str, tuple[pa.Table, ColumnMatches]]" = OrderedDict()
 _PREPARED_KEEP = 16
 
 
@@ -93,9 +93,9 @@ def prepare_batch(spool_path: str, snapshot: bytes, masking: MaskingConfig | Non
     while len(_PREPARED) > _PREPARED_KEEP:
         _PREPARED.popitem(last=False)
     result = Unmatched(batch_id, rows=table.num_rows)
-    missing = [row for row, match in enumerate(matches) if match is None]
-    if missing:
-        rows = table.select(["message", "timestamp"]).take(missing)
+    missing = matches.unmatched_representatives()
+    if len(missing):
+        rows = table.select(["message", "timestamp"]).take(pa.array(missing))
         seen: set[str] = set()
         for message, at in zip(rows["message"].to_pylist(), _seconds(rows)):
             if message not in seen:
@@ -117,8 +117,8 @@ def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: li
         table = _prepare(spool_path, masking)
     messages = table["message"]
     matches = _complete_matches(snapshot, messages, matches)
-    records = table.append_column(TEMPLATE_FIELDS[0], pa.array([m.template_id for m in matches], pa.string()))
-    records = records.append_column(TEMPLATE_FIELDS[1], pa.array([m.template for m in matches], pa.string()))
+    template_ids, templates = matches.columns()
+    records = table.append_column(TEMPLATE_FIELDS[0], template_ids).append_column(TEMPLATE_FIELDS[1], templates)
     records = (inventory or Inventory()).enrich(records)
     aggregates = minute_aggregates(records, new_template_ids)
     Lake(Path(lake_root)).commit_batch(batch_id, records, aggregates)
@@ -137,20 +137,20 @@ def _index(config: ElasticsearchConfig, batch_id: str, records: pa.Table) -> Non
         log.error("batch %s not indexed in Elasticsearch: %s", batch_id, exc)
 
 
-def _complete_matches(snapshot: bytes, messages: pa.ChunkedArray, earlier: list | None) -> list:
+def _complete_matches(snapshot: bytes, messages: pa.ChunkedArray, earlier: ColumnMatches | None) -> ColumnMatches:
     """Matches for every message: phase one's where it had them, the new snapshot's for the rest.
     (A template only generalizes when it learns, and phase one's ids stay valid: ids never change.)"""
     if earlier is None:
         matches = match_column(snapshot, messages)
     else:
-        rows = [row for row, match in enumerate(earlier) if match is None]
-        matches = list(earlier)
-        texts = messages.take(rows).to_pylist() if rows else []
-        for row, match in zip(rows, match_partition(snapshot, texts, with_params=False)):
-            matches[row] = match
-    missing = [row for row, match in enumerate(matches) if match is None]
-    if missing:
-        raise RuntimeError(f"{len(missing)} messages match no template, e.g. {messages[missing[0]].as_py()!r}")
+        matches = earlier
+        rows = matches.unmatched_representatives()
+        if len(rows):
+            texts = messages.take(pa.array(rows)).to_pylist()
+            matches.settle(rows, match_partition(snapshot, texts, with_params=False))
+    missing = matches.unmatched_representatives()
+    if len(missing):
+        raise RuntimeError(f"{len(missing)} messages match no template, e.g. {messages[int(missing[0])].as_py()!r}")
     return matches
 
 

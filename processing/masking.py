@@ -140,7 +140,9 @@ class Masker:
         if cfg.jwts:
             parts.append("(?i:eyj)")
         if cfg.bearer_tokens:
-            parts.append("(?i:bearer|basic|token )")
+            # "token" only before something credential-like (see ``_bearer``), so prose stays out
+            token_chars = r"[A-Za-z0-9\-._~+/]"
+            parts.append(f"(?i:bearer|basic|token\\s+(?:{token_chars}*[0-9]|{token_chars}{{16}}))")
         if cfg.url_credentials:
             parts.append("://")
         if cfg.key_values:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from distributed import Client, Future
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from collector.spool import Spool
 from logwarden.common.paths import DataDir
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BatchSink = Callable[[BatchOutput], None]
 MAX_ATTEMPTS = 5
+READY_FACTOR = 4  # at most this many times max_in_flight batches held, computing or waiting to be handed on
 
 
 @dataclass
@@ -41,6 +43,16 @@ class InFlight:
     future: Future
     phase: str = "prepare"  # then "finalize", then "ready" (waiting for earlier batches to be handed on)
     learned: list[TemplateInfo] = field(default_factory=list)
+
+
+class ImportProcessing(WorkerPlugin):
+    """Imports the processing code on every worker (also ones that join later) when it starts, so the
+    first batch a worker gets does not wait a second for imports."""
+
+    name = "logwarden-processing"
+
+    def setup(self, worker) -> None:
+        import processing.batch  # noqa: F401
 
 
 class SpoolProcessor:
@@ -69,6 +81,7 @@ class SpoolProcessor:
         self.batches_done = 0
         self.records_done = 0
         self.last_error: str | None = None
+        client.register_plugin(ImportProcessing(), name=ImportProcessing.name)
 
     def start(self) -> None:
         """Run in a daemon thread."""
@@ -112,8 +125,10 @@ class SpoolProcessor:
 
     def _submit_new(self) -> None:
         now = time.monotonic()
+        computing = sum(item.phase != "ready" for item in self._in_flight.values())
         for path in self.spool.batches():
-            if len(self._in_flight) >= self.max_in_flight:
+            # finished batches waiting for an earlier one do not hold the workers back, within reason
+            if computing >= self.max_in_flight or len(self._in_flight) >= READY_FACTOR * self.max_in_flight:
                 return
             batch_id = batch_id_of(path)
             if batch_id in self._in_flight or self._failures.get(batch_id, (0, 0.0))[1] > now:
@@ -121,6 +136,7 @@ class SpoolProcessor:
             future = self.client.submit(prepare_batch, str(path), self._snapshot(), self.masking,
                                         key=f"prepare-{batch_id}-{time.monotonic_ns()}", retries=2)
             self._in_flight[batch_id] = InFlight(path, future)
+            computing += 1
 
     def _advance_done(self) -> bool:
         done = sorted((bid, item) for bid, item in self._in_flight.items()
@@ -162,7 +178,8 @@ class SpoolProcessor:
         item.future = self.client.submit(_finalize_after, prepared, str(item.path), self.lake_root,
                                          self._snapshot(), unmatched.messages, self.masking, self.elasticsearch,
                                          self.inventory, frozenset(t.template_id for t in item.learned),
-                                         key=f"finalize-{batch_id}-{time.monotonic_ns()}", retries=2)
+                                         key=f"finalize-{batch_id}-{time.monotonic_ns()}", retries=2,
+                                         priority=1)  # before waiting phase-one tasks: a batch done sooner
         item.phase = "finalize"
         prepared.release()
 

@@ -12,6 +12,7 @@ import datetime as dt
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -149,21 +150,47 @@ class Lake:
         return [f for _, folder in self.date_folders(self.aggregates, first, last) for f in parquet_files(folder)]
 
 
-def _date_strings(table: pa.Table, column: str) -> pa.Array:
-    return pc.strftime(table[column], format="%Y-%m-%d")
+US_PER_DAY = 86_400_000_000
+EPOCH = dt.date(1970, 1, 1)
+
+
+def _days(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Days since the epoch (UTC) of a timestamp column."""
+    if column.null_count:
+        raise ValueError("a record without a timestamp cannot be placed in a date partition")
+    micros = pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC")), pa.int64())
+    return micros.to_numpy() // US_PER_DAY
+
+
+def _date_string(day: int) -> str:
+    return (EPOCH + dt.timedelta(days=int(day))).isoformat()
+
+
+def _groups(table: pa.Table, keys: np.ndarray):
+    """(key, rows) per distinct key, rows in their original order: one take and zero-copy slices."""
+    if len(keys) == 0:
+        return
+    if (keys == keys[0]).all():
+        yield int(keys[0]), table
+        return
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    bounds = [0, *(np.flatnonzero(ordered[1:] != ordered[:-1]) + 1).tolist(), len(keys)]
+    taken = table.take(pa.array(order))
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        yield int(ordered[start]), taken.slice(start, end - start)
 
 
 def _by_date(table: pa.Table, column: str):
-    dates = _date_strings(table, column)
-    for date in pc.unique(dates).to_pylist():
-        yield date, table.filter(pc.equal(dates, date))
+    for day, part in _groups(table, _days(table[column])):
+        yield _date_string(day), part
 
 
 def _partitions(records: pa.Table):
     """(date, service, rows) for every partition the batch touches."""
-    dates = _date_strings(records, "timestamp")
-    keyed = records.append_column("__date", dates)
-    pairs = keyed.group_by(["__date", "service"]).aggregate([]).to_pylist()
-    for pair in pairs:
-        mask = pc.and_(pc.equal(dates, pair["__date"]), pc.equal(records["service"], pair["service"]))
-        yield pair["__date"], pair["service"], records.filter(mask)
+    services = pc.dictionary_encode(records["service"].combine_chunks(), null_encoding="encode")
+    names = services.dictionary.to_pylist()
+    codes = services.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    for key, part in _groups(records, _days(records["timestamp"]) * len(names) + codes):
+        day, service = divmod(key, len(names))
+        yield _date_string(day), names[service], part

@@ -12,12 +12,15 @@ import hashlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
 from processing.templates.miner import TemplateMiner
 from processing.templates.model import TemplateMatch
+
+import numpy as np
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -99,7 +102,56 @@ class BatchCoordinator:
         return self.complete(partitions, matched, timestamps)
 
 
-def match_column(snapshot: bytes, messages: "pa.Array | pa.ChunkedArray") -> list[TemplateMatch | None]:
+@dataclass
+class ColumnMatches:
+    """The matches of a column of messages: row ``i`` has ``distinct[codes[i]]`` (None: no template yet).
+    Rows share one entry per digit shape, so turning matches into columns costs no per-row Python."""
+
+    codes: "np.ndarray"
+    distinct: list[TemplateMatch | None]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __iter__(self) -> Iterator[TemplateMatch | None]:
+        distinct = self.distinct
+        return (distinct[code] for code in self.codes.tolist())
+
+    def unmatched_rows(self) -> "np.ndarray":
+        """The rows no template covers, in order."""
+        return np.flatnonzero(self._missing()[self.codes])
+
+    def unmatched_representatives(self) -> "np.ndarray":
+        """One row per distinct entry without a template (its first row), in row order: matching or
+        learning these settles every unmatched row."""
+        codes, first_rows = np.unique(self.codes, return_index=True)
+        return np.sort(first_rows[self._missing()[codes]])
+
+    def settle(self, rows: "np.ndarray", matches: Sequence[TemplateMatch | None]) -> None:
+        """Give the entries of representative ``rows`` (see :meth:`unmatched_representatives`) ``matches``."""
+        for code, match in zip(self.codes[rows].tolist(), matches):
+            self.distinct[code] = match
+
+    def fill(self, rows: "np.ndarray", matches: Sequence[TemplateMatch | None]) -> None:
+        """Give ``rows`` the ``matches`` (one per row)."""
+        start = len(self.distinct)
+        self.distinct.extend(matches)
+        self.codes[rows] = np.arange(start, start + len(rows))
+
+    def _missing(self) -> "np.ndarray":
+        return np.fromiter((match is None for match in self.distinct), bool, len(self.distinct))
+
+    def columns(self) -> "tuple[pa.Array, pa.Array]":
+        """(template id, template) per row; every row must have a match."""
+        import pyarrow as pa
+
+        indices = pa.array(self.codes)
+        ids = pa.array([None if m is None else m.template_id for m in self.distinct], pa.string())
+        templates = pa.array([None if m is None else m.template for m in self.distinct], pa.string())
+        return ids.take(indices), templates.take(indices)
+
+
+def match_column(snapshot: bytes, messages: "pa.Array | pa.ChunkedArray") -> ColumnMatches:
     """:func:`match_partition` for an Arrow column of messages, without parameters, matching one message
     per *digit shape* (every ASCII digit as ``0``, computed vectorized).
 
@@ -108,7 +160,6 @@ def match_column(snapshot: bytes, messages: "pa.Array | pa.ChunkedArray") -> lis
     template. Shapes whose masked form keeps digits, and miners without the shape cache (custom masks
     that single out digit values), fall back to matching message by message.
     """
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -116,20 +167,14 @@ def match_column(snapshot: bytes, messages: "pa.Array | pa.ChunkedArray") -> lis
     if isinstance(messages, pa.ChunkedArray):
         messages = messages.combine_chunks()
     if not miner.config.mask_cache_size or len(messages) == 0:
-        return miner.match_batch(messages.to_pylist(), with_params=False)
+        return ColumnMatches(np.arange(len(messages)), miner.match_batch(messages.to_pylist(), with_params=False))
     encoded = pc.dictionary_encode(pc.replace_substring_regex(messages, "[0-9]", "0"))
-    groups = encoded.indices.to_numpy(zero_copy_only=False)
-    _, first_rows = np.unique(groups, return_index=True)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    _, first_rows = np.unique(codes, return_index=True)
     representatives = messages.take(pa.array(first_rows)).to_pylist()
-    by_group: list[TemplateMatch | None] = []
-    exact: list[bool] = []
-    for message in representatives:
-        by_group.append(miner.match(message, with_params=False))
-        exact.append(_DIGIT.search(miner.mask(message)) is None)
-    matches = [by_group[g] for g in groups.tolist()]
-    inexact = [g for g, ok in enumerate(exact) if not ok]
+    result = ColumnMatches(codes, [miner.match(message, with_params=False) for message in representatives])
+    inexact = [g for g, message in enumerate(representatives) if _DIGIT.search(miner.mask(message))]
     if inexact:
-        rows = np.flatnonzero(np.isin(groups, inexact)).tolist()
-        for row, match in zip(rows, miner.match_batch(messages.take(pa.array(rows)).to_pylist(), False)):
-            matches[row] = match
-    return matches
+        rows = np.flatnonzero(np.isin(codes, inexact))
+        result.fill(rows, miner.match_batch(messages.take(pa.array(rows)).to_pylist(), False))
+    return result

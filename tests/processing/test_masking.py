@@ -131,6 +131,8 @@ def test_mask_array_equals_mask_text_row_by_row(shared_data):
     lines = []
     for path in sorted((shared_data / "formats").rglob("*.log"))[:20]:
         lines += path.read_text(errors="replace").splitlines()[:200]
-    lines += ["password=hunter2", '{"api_key": "abc"}', "card 4111 1111 1111 1111", None, ""]
+    lines += ["password=hunter2", '{"api_key": "abc"}', "card 4111 1111 1111 1111", None, "",
+              "Token refreshed for user u-1", "token ab12cd34ef", "TOKEN abcdefghijklmnopqrstu", "token\tAb-1234x",
+              "token short1", "token abcdefghijklmnop"]
     assert masker.mask_array(pa.array(lines, pa.string())).to_pylist() == \
         [None if line is None else masker.mask_text(line) for line in lines]
