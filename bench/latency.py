@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import signal
 import socket
 import subprocess
@@ -28,10 +27,12 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 BATCH = 1000
-SEQ = re.compile(rb'"seq":(\d+)')
+SEQ = r'"seq":(?P<seq>-?\d+)'  # attributes are compact JSON
 
 
 def free_port() -> int:
@@ -68,10 +69,12 @@ class LakeWatcher(threading.Thread):
                     continue
                 self.seen_files.add(path)
                 now = time.monotonic()
-                for attrs in pq.read_table(path, columns=["attributes"])["attributes"].to_pylist():
-                    match = SEQ.search((attrs or "").encode())
-                    if match:
-                        self.first_seen.setdefault(int(match.group(1)) // BATCH, now)
+                attributes = pq.read_table(path, columns=["attributes"])["attributes"]
+                seqs = pc.struct_field(pc.extract_regex(attributes, SEQ), [0]).drop_null()
+                batches = pc.unique(pc.divide(pc.cast(seqs, pa.int64()), BATCH))
+                for index in batches.to_pylist():
+                    if index >= 0:
+                        self.first_seen.setdefault(index, now)
 
 
 class OutboxWatcher(threading.Thread):
@@ -142,6 +145,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=50_000)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--trace", help="write (seconds since start, latency) of every batch and alert here (JSON)")
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="lw-latency-")) / "data"
     http_port = free_port()
@@ -168,6 +172,11 @@ def main() -> None:
         outbox.stop.set()
         to_lake = [lake.first_seen[i] - t for i, t in acks.items() if i in lake.first_seen]
         to_alert = [outbox.first_seen[i] - t for i, t in trigger_acks.items() if i in outbox.first_seen]
+        if args.trace:
+            trace = {"lake": sorted((t - started, lake.first_seen[i] - t) for i, t in acks.items() if i in lake.first_seen),
+                     "alert": sorted((t - started, outbox.first_seen[i] - t) for i, t in trigger_acks.items()
+                                     if i in outbox.first_seen)}
+            Path(args.trace).write_bytes(orjson.dumps(trace))
         print(json.dumps({
             "rate_asked": args.rate, "batches_sent": sent, "records_acknowledged": len(acks) * BATCH,
             "records_per_s_acknowledged": round(len(acks) * BATCH / sending),

@@ -125,6 +125,7 @@ class Stack:
         self.ray = RayConnection.open(opts.ray_address, opts.ray_dashboard_port, opts.host, num_cpus=2)
         self._start_monitoring_and_alerting()
         self._start_processing()
+        self.pool.wait_ready()
         write_bytes_atomic(orjson.dumps({"pid": os.getpid(), "urls": self.urls()}), self.paths.run / STACK_FILE)
         if opts.dashboard_port is not None:
             self.dashboard = dashboard.serve(opts.dashboard_port, self.paths.root, self.urls(), host=opts.host)

@@ -162,6 +162,13 @@ class DetectorPool:
         self.replayed_calls = 0
         self.reload(rules)
 
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until every actor has started (its code imported, its rule built), so that the first
+        batch does not wait for that."""
+        with self._lock:
+            refs = [shard.actor.stats.remote() for rule in self._rules.values() for shard in rule.shards]
+        ray.get(refs, timeout=timeout)
+
     # rules ---------------------------------------------------------------------------------
     def _start(self, spec: RuleSpec) -> _Rule:
         shards = [_Shard(DetectorActor.options(name=None).remote(

@@ -52,6 +52,8 @@ class ImportProcessing(WorkerPlugin):
     name = "logwarden-processing"
 
     def setup(self, worker) -> None:
+        import pyarrow.dataset  # noqa: F401  (what pyarrow.parquet.read_table imports on first use)
+
         import processing.batch  # noqa: F401
 
 
