@@ -32,6 +32,7 @@ from monitoring import RulesFile, load_rules
 from processing.batch import BatchOutput
 from processing.pipeline import SpoolProcessor
 from storage.api import install_search
+from storage.compaction import CompactionScheduler
 from storage.retention import RetentionScheduler
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class Stack:
         self.api: ApiServer | None = None
         self.dashboard = None
         self.retention: RetentionScheduler | None = None
+        self.compaction: CompactionScheduler | None = None
         self.retrain: RetrainScheduler | None = None
         self.processor: SpoolProcessor | None = None
         self.watcher: RulesWatcher | None = None
@@ -162,6 +164,7 @@ class Stack:
                                         elasticsearch=opts.settings.storage.elasticsearch)
         self.processor.start()
         self.retention = RetentionScheduler(self.paths.lake, opts.settings.storage.retention).start()
+        self.compaction = CompactionScheduler(self.paths.lake, opts.settings.storage.compaction).start()
 
     def _install_alert_routes(self, app) -> None:
         from alerting.http import aiohttp_routes
@@ -250,6 +253,8 @@ class Stack:
             self.dashboard.stop()
         if self.retention:
             self.retention.stop()
+        if self.compaction:
+            self.compaction.stop()
         if self.retrain:
             self.retrain.stop()
         if self.collector:

@@ -7,31 +7,53 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-import orjson
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collector.spool import Spool
 from logwarden.common.records import record_schema
 from storage import Lake, query
+from storage.lake import BATCH_COLUMN, COMPACTED_PREFIX, parquet_files
+from storage.query import parquet_source
 
 log = logging.getLogger(__name__)
 
 
 def batches_in_range(lake: Lake, since: datetime, until: datetime) -> list[str]:
-    """Ids of the committed batches holding records with since <= timestamp < until."""
-    sql = (f"SELECT DISTINCT filename FROM read_parquet('{lake.logs_glob()}', hive_partitioning = true, "
-           "union_by_name = true, filename = true) WHERE timestamp >= ? AND timestamp < ?")
-    rows = query(lake, sql, [since, until]) if lake.logs.exists() else []
-    return sorted({Path(name).stem for (name,) in rows if lake.is_committed(Path(name).stem)})
+    """Ids of the committed batches holding records with since <= timestamp < until (also the batches
+    whose files compaction merged: every row carries its batch id; older files are named after it)."""
+    files = lake.log_files()
+    if not files:
+        return []
+    source = parquet_source(files, ", filename = true")
+    stem = r"regexp_extract(filename, '([^/]+)\.parquet$', 1)"
+    try:
+        rows = query(lake, f"SELECT DISTINCT coalesce({BATCH_COLUMN}, {stem}) FROM {source} "
+                           "WHERE timestamp >= ? AND timestamp < ?", [since, until])
+    except duckdb.BinderException:  # a lake written before rows carried their batch id
+        rows = query(lake, f"SELECT DISTINCT {stem} FROM {source} WHERE timestamp >= ? AND timestamp < ?",
+                     [since, until])
+    return sorted({batch_id for (batch_id,) in rows if batch_id and lake.is_committed(batch_id)})
 
 
 def batch_records(lake: Lake, batch_id: str) -> pa.Table:
-    """Every record a committed batch wrote, in the record layout (derived columns dropped)."""
-    marker = orjson.loads((lake.commits / f"{batch_id}.json").read_bytes())
+    """Every record a committed batch wrote, in the record layout (derived columns dropped): from its own
+    files, or from the compacted files its rows were merged into."""
     schema = record_schema()
-    parts = [pq.read_table(lake.root / name).select(schema.names).cast(schema)
-             for name in marker["files"] if name.startswith("logs/")]
+    parts = []
+    for name in lake.marker_files(batch_id):
+        path = lake.root / name
+        if not name.startswith("logs/"):
+            continue
+        visible = parquet_files(path.parent)
+        if path in visible:
+            parts.append(pq.read_table(path))
+            continue
+        for merged in visible:
+            if merged.name.startswith(COMPACTED_PREFIX) and BATCH_COLUMN in pq.read_schema(merged).names:
+                parts.append(pq.read_table(merged, filters=[(BATCH_COLUMN, "=", batch_id)]))
+    parts = [part.select(schema.names).cast(schema) for part in parts]
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 

@@ -9,6 +9,12 @@
         archive_dir: null        # default: <data-dir>/archive
         aggregates_after: 365d   # per-minute aggregates kept this long
         interval: 1h             # how often the scheduled job runs
+      compaction:                # small files of recent partitions merged in the background
+        min_files: 16            # a partition is merged once it has this many settled small files
+        settle: 10m              # files unchanged this long are settled
+        grace: 5m                # replaced files stay this long (hidden) for queries already reading them
+        interval: 1m
+        compression_level: 3
       elasticsearch:
         url: http://127.0.0.1:9200   # unset: no Elasticsearch sink
         index_prefix: logwarden
@@ -19,17 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logwarden.common.yamlconf import ConfigError
+from storage.compaction import CompactionPolicy
 from storage.elasticsearch import ElasticsearchConfig
 from storage.retention import RetentionPolicy
 
-KEYS = ("retention", "elasticsearch")
+KEYS = ("retention", "compaction", "elasticsearch")
 
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """Retention tiers and the optional Elasticsearch sink."""
+    """Retention tiers, small-file compaction and the optional Elasticsearch sink."""
 
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
     elasticsearch: ElasticsearchConfig | None = None
 
     @classmethod
@@ -49,4 +57,5 @@ class StorageConfig:
             elasticsearch = ElasticsearchConfig.from_dict(es_section)
         elif isinstance(es_section, dict) and set(es_section) - {"url"}:
             ElasticsearchConfig.from_dict({**es_section, "url": "http://unset"})  # still check the other keys
-        return cls(retention=RetentionPolicy.from_dict(section.get("retention")), elasticsearch=elasticsearch)
+        return cls(retention=RetentionPolicy.from_dict(section.get("retention")),
+                   compaction=CompactionPolicy.from_dict(section.get("compaction")), elasticsearch=elasticsearch)

@@ -2,13 +2,17 @@
 
 Every batch is written under deterministic file names derived from its batch id, each
 file under a temporary name then renamed, and a commit marker last. A retried batch
-rewrites the same names, so the lake never holds a second copy.
+rewrites the same names, so the lake never holds a second copy. Every row carries its batch id
+(``batch_id``), so a batch stays identifiable after compaction has merged its files
+(``storage.compaction``): committing such a batch again first takes its rows out of the merged files.
 """
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 import datetime as dt
+import hashlib
+import logging
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -16,10 +20,16 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from logwarden.common.atomic import write_bytes_atomic, write_parquet_atomic
+from storage import journal
+
+log = logging.getLogger(__name__)
 
 PARTITION_SAFE = "-._~"
+BATCH_COLUMN = "batch_id"
+COMPACTED_PREFIX = "compacted-"
 DATE_PREFIX = "date="
 SERVICE_PREFIX = "service="
 
@@ -56,8 +66,17 @@ def partition_service(folder: Path) -> str | None:
 
 
 def parquet_files(folder: Path) -> list[Path]:
-    """The committed Parquet files of one partition folder (temporary files excluded), sorted."""
-    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    """The Parquet files of one partition folder that are part of the lake, sorted: temporary files and
+    the files a landed compaction replaced are left out."""
+    replaced = journal.replaced_names(folder) if (folder / journal.JOURNAL).exists() else frozenset()
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(".") and p.name not in replaced)
+
+
+def constant_column(value: str, rows: int) -> pa.Array:
+    """A string column holding ``value`` ``rows`` times (built from buffers, not Python objects)."""
+    data = value.encode()
+    offsets = np.arange(rows + 1, dtype=np.int32) * len(data)
+    return pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data * rows))
 
 
 class Lake:
@@ -81,30 +100,50 @@ class Lake:
         return sorted(p.stem for p in self.commits.glob("*.json"))
 
     def commit_batch(self, batch_id: str, records: pa.Table, aggregates: pa.Table | None = None) -> CommitInfo:
-        """Write a batch's records (and aggregates) into their partitions, then mark it committed."""
-        files = [self._write_records(batch_id, date, service, part) for date, service, part in
-                 _partitions(records)]
+        """Write a batch's records (and aggregates) into their partitions, then mark it committed. A batch
+        committed before (a retry, a backfill) replaces its earlier rows, also inside compacted files."""
+        if self.is_committed(batch_id):
+            with journal.lake_lock(self.root, wait=True):  # not while compaction merges files
+                earlier = self.marker_files(batch_id)
+                self._take_out_compacted(batch_id)
+                info = self._commit(batch_id, records, aggregates)
+                for name in set(earlier) - set(info.files):  # partitions the batch no longer touches
+                    (self.root / name).unlink(missing_ok=True)
+                return info
+        return self._commit(batch_id, records, aggregates)
+
+    def _commit(self, batch_id: str, records: pa.Table, aggregates: pa.Table | None) -> CommitInfo:
+        files = [self._write(self.logs / f"date={date}" / f"service={partition_value(service)}", batch_id, part)
+                 for date, service, part in _partitions(records)]
         if aggregates is not None and aggregates.num_rows:
-            files += [self._write_aggregates(batch_id, date, part) for date, part in _by_date(aggregates, "bucket")]
+            files += [self._write(self.aggregates / f"date={date}", batch_id, part)
+                      for date, part in _by_date(aggregates, "bucket")]
         info = CommitInfo(batch_id, records.num_rows, tuple(files))
         self.commits.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(orjson.dumps({"batch_id": batch_id, "records": info.records, "files": files}),
                            self._marker(batch_id))
         return info
 
-    def _write_records(self, batch_id: str, date: str, service: str, part: pa.Table) -> str:
-        folder = self.logs / f"date={date}" / f"service={partition_value(service)}"
+    def _write(self, folder: Path, batch_id: str, part: pa.Table) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{batch_id}.parquet"
-        write_parquet_atomic(part, path)
+        write_parquet_atomic(part.append_column(BATCH_COLUMN, constant_column(batch_id, part.num_rows)), path)
         return str(path.relative_to(self.root))
 
-    def _write_aggregates(self, batch_id: str, date: str, part: pa.Table) -> str:
-        folder = self.aggregates / f"date={date}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{batch_id}.parquet"
-        write_parquet_atomic(part, path)
-        return str(path.relative_to(self.root))
+    def marker_files(self, batch_id: str) -> list[str]:
+        """The files (relative to the root) the commit of ``batch_id`` wrote; [] when it is not committed."""
+        try:
+            return list(orjson.loads(self._marker(batch_id).read_bytes())["files"])
+        except FileNotFoundError:
+            return []
+
+    def _take_out_compacted(self, batch_id: str) -> None:
+        """Remove the rows of ``batch_id`` from the compacted files of the folders where its own files
+        were merged away."""
+        for name in self.marker_files(batch_id):
+            path = self.root / name
+            if path not in parquet_files(path.parent):
+                remove_batch_rows(path.parent, batch_id)
 
     def logs_glob(self) -> str:
         """The glob DuckDB reads the records from."""
@@ -152,6 +191,30 @@ class Lake:
 
 US_PER_DAY = 86_400_000_000
 EPOCH = dt.date(1970, 1, 1)
+
+
+def remove_batch_rows(folder: Path, batch_id: str) -> None:
+    """Rewrite the compacted files of ``folder`` that hold rows of ``batch_id`` without them (each through
+    the compaction journal, so readers never see a row twice)."""
+    journal.settle(folder)
+    for path in parquet_files(folder):
+        if not path.name.startswith(COMPACTED_PREFIX):
+            continue
+        ids = pq.read_table(path, columns=[BATCH_COLUMN])[BATCH_COLUMN] \
+            if BATCH_COLUMN in pq.read_schema(path).names else None
+        if ids is None or not pc.any(pc.equal(ids, batch_id)).as_py():
+            continue
+        table = pq.read_table(path)
+        kept = table.filter(pc.invert(pc.fill_null(pc.equal(table[BATCH_COLUMN], batch_id), False)))
+        if kept.num_rows == 0:
+            path.unlink()
+            continue
+        digest = hashlib.sha256(f"{path.name}\n-{batch_id}".encode()).hexdigest()[:20]
+        target = folder / f"{COMPACTED_PREFIX}{digest}.parquet"
+        journal.write_journal(folder, target.name, [path.name])
+        write_parquet_atomic(kept, target)
+        journal.finish(folder, {"target": target.name, "sources": [path.name]})
+        log.info("took batch %s out of %s (%d rows left)", batch_id, path, kept.num_rows)
 
 
 def _days(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Read the lake with DuckDB."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -8,15 +9,19 @@ import duckdb
 from storage.lake import Lake
 
 
+def parquet_source(files: list[Path], options: str = "") -> str:
+    """A ``read_parquet`` over exactly ``files`` (hive partitions, columns united by name; more ``options``)."""
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true{options})"
+
+
 def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views ``logs`` and ``aggregates`` over the lake."""
+    """An in-memory DuckDB connection with views ``logs`` and ``aggregates`` over the files that are part
+    of the lake now (a compaction's replaced files, still on disk for a while, are not)."""
     con = duckdb.connect()
-    if any(lake.logs.rglob("*.parquet")):
-        con.execute(f"CREATE VIEW logs AS SELECT * FROM read_parquet('{lake.logs_glob()}', "
-                    "hive_partitioning = true, union_by_name = true)")
-    if any(lake.aggregates.rglob("*.parquet")):
-        con.execute(f"CREATE VIEW aggregates AS SELECT * FROM read_parquet('{lake.aggregates_glob()}', "
-                    "hive_partitioning = true, union_by_name = true)")
+    for view, files in (("logs", lake.log_files()), ("aggregates", lake.aggregate_files())):
+        if files:
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM {parquet_source(files)}")
     return con
 
 

@@ -15,33 +15,25 @@ lock file, so the scheduled job and a manual run never overlap.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
-import os
 import shutil
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from logwarden.common.atomic import fsync_path, write_bytes_atomic
 from logwarden.common.durations import format_duration, parse_duration
 from logwarden.common.yamlconf import ConfigError
-from storage.lake import Lake, parquet_files
+from storage.compaction import merge_files
+from storage.journal import JOURNAL, finish, lake_lock, read_journal
+from storage.lake import COMPACTED_PREFIX, Lake, parquet_files
+
+__all__ = ["JOURNAL", "RetentionPolicy", "RetentionScheduler", "apply", "plan", "run_retention"]
 
 log = logging.getLogger(__name__)
 
-COMPACTED_PREFIX = "compacted-"
-JOURNAL = ".compaction.json"
-LOCK_FILE = ".retention.lock"
 DAY = 86400.0
 RAW_ACTIONS = ("delete", "archive")
 
@@ -211,55 +203,21 @@ def _old_markers(lake: Lake, today: date, days: int) -> list[Path]:
 
 
 # applying -------------------------------------------------------------------------------------
-def _target_name(sources: list[Path]) -> str:
-    digest = hashlib.sha256("\n".join(sorted(p.name for p in sources)).encode()).hexdigest()[:20]
-    return f"{COMPACTED_PREFIX}{digest}.parquet"
-
-
-def _finish(folder: Path, journal: dict[str, Any]) -> None:
-    """Delete the sources a completed compaction replaced, then its journal."""
-    for name in journal["sources"]:
-        if name != journal["target"]:
-            (folder / name).unlink(missing_ok=True)
-    (folder / JOURNAL).unlink(missing_ok=True)
-
-
 def compact_partition(folder: Path, policy: RetentionPolicy) -> Path | None:
     """Merge every file of one partition into one sorted, recompressed file; returns it (None: empty)."""
-    journal_path = folder / JOURNAL
-    if journal_path.exists():
-        journal = orjson.loads(journal_path.read_bytes())
-        if (folder / journal["target"]).exists():
-            _finish(folder, journal)
+    if (folder / JOURNAL).exists():
+        journal = read_journal(folder)
+        if journal is not None and (folder / journal["target"]).exists():
+            finish(folder, journal)
             return folder / journal["target"]
-        journal_path.unlink()  # the merged file never landed: the sources are intact, start again
+        (folder / JOURNAL).unlink()  # the merged file never landed: the sources are intact, start again
     sources = parquet_files(folder)
     if not sources or is_compacted(sources):
         return sources[0] if sources else None
-    tables = [pq.read_table(p) for p in sources]
-    merged = pa.concat_tables(tables, promote_options="permissive")
-    if "timestamp" in merged.column_names:
-        merged = merged.sort_by([("timestamp", "ascending")])
-    target = folder / _target_name(sources)
-    write_bytes_atomic(orjson.dumps({"target": target.name, "sources": [p.name for p in sources]}), journal_path)
-    _write_compacted(merged, target, policy)
-    _finish(folder, {"target": target.name, "sources": [p.name for p in sources]})
-    log.info("compacted %s: %d files, %d rows", folder, len(sources), merged.num_rows)
+    target = merge_files(folder, sources, policy.compression_level, policy.row_group_rows)
+    finish(folder, {"target": target.name, "sources": [p.name for p in sources]})
+    log.info("compacted %s: %d files", folder, len(sources))
     return target
-
-
-def _write_compacted(table: pa.Table, target: Path, policy: RetentionPolicy) -> None:
-    """Write under a hidden temporary name, fsync, rename, fsync the folder (as the lake's writer)."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd", compression_level=policy.compression_level,
-                   row_group_size=policy.row_group_rows)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
-    fsync_path(target.parent)
 
 
 def _archive(lake: Lake, policy: RetentionPolicy, folder: Path) -> None:
@@ -309,27 +267,12 @@ def apply(lake: Lake, policy: RetentionPolicy, actions: list[Action]) -> Retenti
     return report
 
 
-@contextmanager
-def _exclusive(lake: Lake) -> Iterator[bool]:
-    lake.root.mkdir(parents=True, exist_ok=True)
-    with open(lake.root / LOCK_FILE, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def run_retention(lake: Lake, policy: RetentionPolicy, now: datetime | None = None,
                   dry_run: bool = False) -> RetentionReport:
     """Plan and (unless ``dry_run``) apply the tiers; skipped when another run holds the lock."""
     if dry_run:
         return RetentionReport(actions=plan(lake, policy, now))
-    with _exclusive(lake) as acquired:
+    with lake_lock(lake.root, wait=False) as acquired:
         if not acquired:
             return RetentionReport(skipped="another retention run is in progress")
         return apply(lake, policy, plan(lake, policy, now))
