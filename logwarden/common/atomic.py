@@ -17,10 +17,12 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def write_parquet_atomic(table: pa.Table, path: Path, compression_level: int | None = None) -> None:
+def write_parquet_atomic(table: pa.Table, path: Path, compression_level: int | None = None,
+                         use_dictionary: bool | list[str] = True) -> None:
     """Write ``table`` (zstd) under a hidden temporary name, fsync it, then rename it into place."""
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd", compression_level=compression_level)
+    pq.write_table(table, tmp, compression="zstd", compression_level=compression_level,
+                   use_dictionary=use_dictionary)
     fsync_path(tmp)
     os.replace(tmp, path)
     fsync_path(path.parent)
