@@ -45,10 +45,35 @@ def parse(record: bytes | str | dict[str, Any] | RawRecord, format: str | None =
         format = detect(record).format
     parser = registry.get(format)
     try:
-        return _dispatch(parser, record, fields)
+        parsed = _dispatch(parser, record, fields)
     except Exception as exc:  # noqa: BLE001 - a parser bug must not take the pipeline down
         log.warning("parser %s failed on a record: %r", format, exc)
         return error_record(record, f"{format}: internal error: {type(exc).__name__}")
+    if isinstance(record, dict):
+        parsed.attributes = jsonable(parsed.attributes)
+    return parsed
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` when JSON can hold it; otherwise a copy whose integers beyond 64 bits (which a decoded
+    dict may hold) and other non-JSON values are strings."""
+    try:
+        orjson.dumps(value)
+        return value
+    except TypeError:
+        return _strings_for_the_rest(value)
+
+
+def _strings_for_the_rest(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _strings_for_the_rest(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strings_for_the_rest(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
+        return value
+    if isinstance(value, int):
+        return value if -2**63 <= value < 2**64 else str(value)
+    return str(value)
 
 
 def _dispatch(parser: registry.Parser, record: bytes | str | dict[str, Any],

@@ -188,3 +188,10 @@ def test_read_records_salvages_json_without_commas(tmp_path: Path) -> None:
 
 def test_read_records_empty_file(tmp_path: Path) -> None:
     assert list(read_records(write(tmp_path, "empty", b""))) == []
+
+
+def test_integers_beyond_64_bits_in_a_decoded_dict_become_strings():
+    rec = parse({"msg": "m", "Event": -(2 ** 63) - 1, "nested": {"n": 2 ** 70, "ok": 5}}, "json")
+    assert rec.attributes["Event"] == str(-(2 ** 63) - 1)
+    assert rec.attributes["nested"] == {"n": str(2 ** 70), "ok": 5}
+    orjson.dumps(rec.to_dict())
