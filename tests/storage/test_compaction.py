@@ -121,3 +121,21 @@ def test_policy_is_checked_on_load():
     for bad in ({"min_files": 1}, {"min_files": True}, {"settle": "soon"}, {"every": "1m"}):
         with pytest.raises(ConfigError):
             CompactionPolicy.from_dict(bad)
+
+
+def test_the_scheduler_merges_in_the_background_and_storage_config_sets_it(tmp_path):
+    from storage.compaction import CompactionScheduler
+    from storage.config import StorageConfig
+
+    config = StorageConfig.from_dict({"compaction": {"min_files": 4, "settle": "0s", "interval": "1s"}})
+    assert config.compaction == CompactionPolicy(min_files=4, settle_seconds=0, interval_seconds=1)
+    lake = Lake(tmp_path)
+    fill(lake, 5, age=0)
+    scheduler = CompactionScheduler(tmp_path, config.compaction).start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(n.startswith("compacted-") for n in files_on_disk(lake)):
+            time.sleep(0.1)
+    finally:
+        scheduler.stop()
+    assert scheduler.merged == 3 and counts(lake) == [(50, 50)]
