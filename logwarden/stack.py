@@ -233,7 +233,9 @@ class Stack:
         with self._event_lock:
             idle = time.monotonic() - self._last_batch_at
             newest = self._max_event_us
-        if newest is not None and idle >= self.options.idle_advance_after:
+        # Batches still waiting in the spool mean the sources are not idle, only processing is behind.
+        if newest is not None and idle >= self.options.idle_advance_after and \
+                not (self.processor and self.processor.pending()):
             self.alerts.dispatch(self.pool.advance(newest + int(idle * US)))
 
     def run(self, duration: float | None, stop: threading.Event) -> None:
