@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from logwarden.common.atomic import fsync_path
 from logwarden.common.durations import format_duration, parse_duration
-from logwarden.common.yamlconf import ConfigError
+from logwarden.common.yamlconf import ConfigError, check_section
 from storage import journal
 from storage.lake import COMPACTED_PREFIX, Lake, parquet_files
 
@@ -57,13 +57,7 @@ class CompactionPolicy:
     @classmethod
     def from_dict(cls, section: dict[str, Any] | None) -> "CompactionPolicy":
         """The policy from a ``storage.compaction`` mapping; raises ConfigError on bad keys or values."""
-        section = section or {}
-        if not isinstance(section, dict):
-            raise ConfigError("storage.compaction", None, "must be a mapping")
-        unknown = sorted(set(section) - set(cls.KEYS))
-        if unknown:
-            raise ConfigError("storage.compaction", None,
-                              f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(cls.KEYS)})")
+        section = check_section(section or {}, cls.KEYS, "storage.compaction")
         try:
             kwargs: dict[str, Any] = {}
             for key in ("settle", "grace", "interval"):

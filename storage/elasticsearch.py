@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logwarden.common.durations import parse_duration
-from logwarden.common.yamlconf import ConfigError
+from logwarden.common.yamlconf import ConfigError, check_section
 from storage.lake import Lake
 from storage.search import SearchRequest, open_search
 
@@ -113,12 +113,7 @@ class ElasticsearchConfig:
     @classmethod
     def from_dict(cls, section: dict[str, Any]) -> "ElasticsearchConfig":
         """The settings from a ``storage.elasticsearch`` mapping; raises ConfigError on bad keys or values."""
-        if not isinstance(section, dict):
-            raise ConfigError("storage.elasticsearch", None, "must be a mapping")
-        unknown = sorted(set(section) - set(cls.KEYS))
-        if unknown:
-            raise ConfigError("storage.elasticsearch", None,
-                              f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(cls.KEYS)})")
+        section = check_section(section, cls.KEYS, "storage.elasticsearch")
         url = section.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError("storage.elasticsearch", None, "url must be an http:// or https:// URL")

@@ -25,7 +25,7 @@ from typing import Any
 
 
 from logwarden.common.durations import format_duration, parse_duration
-from logwarden.common.yamlconf import ConfigError
+from logwarden.common.yamlconf import ConfigError, check_section
 from storage.compaction import merge_files
 from storage.journal import JOURNAL, finish, lake_lock, read_journal
 from storage.lake import COMPACTED_PREFIX, Lake, parquet_files
@@ -70,13 +70,7 @@ class RetentionPolicy:
     @classmethod
     def from_dict(cls, section: dict[str, Any] | None) -> "RetentionPolicy":
         """The policy from a ``storage.retention`` config mapping; raises ConfigError on bad keys or values."""
-        section = section or {}
-        if not isinstance(section, dict):
-            raise ConfigError("storage.retention", None, "must be a mapping")
-        unknown = sorted(set(section) - set(cls.KEYS))
-        if unknown:
-            raise ConfigError("storage.retention", None,
-                              f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(cls.KEYS)})")
+        section = check_section(section or {}, cls.KEYS, "storage.retention")
         try:
             kwargs: dict[str, Any] = {}
             for key, attr in (("compact_after", "compact_after_days"), ("raw_after", "raw_after_days"),

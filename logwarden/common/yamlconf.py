@@ -21,6 +21,16 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+def check_section(section: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
+    """``section`` when it is a mapping of only ``keys``; otherwise ConfigError naming ``where``."""
+    if not isinstance(section, dict):
+        raise ConfigError(where, None, "must be a mapping")
+    unknown = sorted(set(section) - set(keys))
+    if unknown:
+        raise ConfigError(where, None, f"unknown key(s) {', '.join(unknown)} (expected: {', '.join(keys)})")
+    return section
+
+
 @dataclass
 class YamlDocument:
     """A parsed YAML document plus the line of every key and list item in it."""
