@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import subprocess
 import sys
 
@@ -146,6 +147,32 @@ def test_replay_into_a_running_stack(tmp_path, ray_head, shared_data):
         lake = Lake(stack.data_dir / "lake")
         assert query(lake, "SELECT count(*) FROM logs")[0][0] == summary["accepted"]
         assert query(lake, "SELECT count(*) FROM logs WHERE template_id IS NULL") == [(0,)]
+        assert stack.stop() == 0
+    finally:
+        stack.kill()
+
+
+def test_small_files_are_compacted_while_traffic_flows(tmp_path, ray_head):
+    config = tmp_path / "logwarden.yaml"
+    config.write_text("storage:\n  compaction: {min_files: 4, settle: 1s, grace: 2s, interval: 1s}\n")
+    stack = StackProcess(tmp_path / "data", ray_head, ["--config", str(config)]).start()
+    try:
+        records = normal_records(minutes=12)
+        for start in range(0, len(records), 200):  # 8 spool batches, one file per service each
+            chunk = records[start:start + 200]
+            assert stack.post(ndjson(chunk))["accepted"] == len(chunk)
+            time.sleep(1.1)
+        lake = Lake(stack.data_dir / "lake")
+
+        def merged_and_complete():
+            names = [p.name for p in lake.logs.rglob("*.parquet")]
+            return any(n.startswith("compacted-") for n in names) and \
+                query(lake, "SELECT count(*), count(DISTINCT record_id) FROM logs") == [(len(records),) * 2]
+
+        stack.wait_for(merged_and_complete, timeout=60, what="merged files and every record once")
+        stack.wait_for(lambda: all(p.name.startswith("compacted-") for p in lake.logs.rglob("*.parquet")),
+                       timeout=60, what="the replaced files deleted after the grace period")
+        assert query(lake, "SELECT count(*), count(DISTINCT record_id) FROM logs") == [(len(records),) * 2]
         assert stack.stop() == 0
     finally:
         stack.kill()
