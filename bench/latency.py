@@ -7,7 +7,8 @@ Starts `logwarden up` (local Dask and Ray, no dashboards), posts NDJSON batches 
 --rate for --seconds, each record tagged with a sequence number; once a second a record that fires
 `slow_response` for a service of its own. Watches the lake for committed files (and the sequence
 numbers they hold) and the outbox for the alerts. Prints JSON: sent, acknowledged, sustained rate,
-p50/p99/max of ack→lake and ack→alert, and whether every acknowledged record reached the lake.
+p50/p99/max of ack→lake and ack→alert, whether every acknowledged record reached the lake, and the
+peak and last resident memory of the `logwarden up` process.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import orjson
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -75,6 +77,26 @@ class LakeWatcher(threading.Thread):
                 for index in batches.to_pylist():
                     if index >= 0:
                         self.first_seen.setdefault(index, now)
+
+
+class RssWatcher(threading.Thread):
+    """Samples the resident memory of the ``logwarden up`` process (the driver) once a second."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process, self.samples = psutil.Process(pid), []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            try:
+                self.samples.append(self.process.memory_info().rss / 2**20)
+            except psutil.NoSuchProcess:
+                return
+
+    def summary(self) -> dict:
+        samples = self.samples or [0.0]
+        return {"peak": round(max(samples)), "last": round(samples[-1])}
 
 
 class OutboxWatcher(threading.Thread):
@@ -158,8 +180,10 @@ def main() -> None:
                 break
         threading.Thread(target=lambda: [None for _ in stack.stdout], daemon=True).start()
         lake, outbox = LakeWatcher(data / "lake"), OutboxWatcher(data / "alerts" / "outbox.jsonl")
+        rss = RssWatcher(stack.pid)
         lake.start()
         outbox.start()
+        rss.start()
         started = time.monotonic()
         acks, trigger_acks, sent = asyncio.run(drive(f"http://127.0.0.1:{http_port}/v1/logs", args.rate,
                                                      args.seconds, args.senders))
@@ -170,6 +194,7 @@ def main() -> None:
             time.sleep(0.2)
         lake.stop.set()
         outbox.stop.set()
+        rss.stop.set()
         to_lake = [lake.first_seen[i] - t for i, t in acks.items() if i in lake.first_seen]
         to_alert = [outbox.first_seen[i] - t for i, t in trigger_acks.items() if i in outbox.first_seen]
         if args.trace:
@@ -182,7 +207,8 @@ def main() -> None:
             "records_per_s_acknowledged": round(len(acks) * BATCH / sending),
             "all_acknowledged_in_lake": not (set(acks) - set(lake.first_seen)),
             "ack_to_lake_s": percentiles(to_lake), "alerts_expected": len(trigger_acks),
-            "alerts_seen": len(to_alert), "ack_to_alert_s": percentiles(to_alert)}, indent=2))
+            "alerts_seen": len(to_alert), "ack_to_alert_s": percentiles(to_alert),
+            "driver_rss_mb": rss.summary()}, indent=2))
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(120)
