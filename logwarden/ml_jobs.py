@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from logwarden.common.paths import DataDir
+from logwarden.common.periodic import PeriodicJob
 from monitoring.rules import RulesFile
 
 log = logging.getLogger(__name__)
@@ -24,32 +24,20 @@ def place_ml_rules(rules: RulesFile, paths: DataDir) -> RulesFile:
     return rules
 
 
-class RetrainScheduler:
-    """Checks every ``interval`` seconds which ML rules are due for retraining and trains them on Ray."""
+class RetrainScheduler(PeriodicJob):
+    """Checks every ``interval`` seconds which ML rules are due for retraining and trains them on Ray
+    (a first check right away)."""
 
     def __init__(self, paths: DataDir, rules: RulesFile, interval: float = 300.0) -> None:
+        super().__init__("ml-retrain", interval)
         self.paths = paths
         self.rules = rules
-        self.interval = interval
         self.launched = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> "RetrainScheduler":
-        """Run in a daemon thread (a first check right away)."""
-        self._thread = threading.Thread(target=self._loop, name="ml-retrain", daemon=True)
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            specs = ml_rule_dicts(self.rules)
-            if specs:
-                try:
-                    self._retrain(specs)
-                except Exception:  # the next round tries again
-                    log.exception("scheduled ML retraining failed")
-            self._stop.wait(self.interval)
+    def run_once(self) -> None:
+        specs = ml_rule_dicts(self.rules)
+        if specs:
+            self._retrain(specs)
 
     def _retrain(self, specs: list[dict]) -> None:
         import ray
@@ -62,9 +50,3 @@ class RetrainScheduler:
             manifest = ray.get(ref)
             self.launched += 1
             log.info("retrained ML rule %s: %s (%.0fs)", name, manifest, time.monotonic() - started)
-
-    def stop(self) -> None:
-        """Stop after the current round."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)

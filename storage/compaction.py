@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 
 from logwarden.common.atomic import fsync_path
 from logwarden.common.durations import format_duration, parse_duration
+from logwarden.common.periodic import PeriodicJob
 from logwarden.common.yamlconf import ConfigError, check_section
 from storage import journal
 from storage.lake import COMPACTED_PREFIX, Lake, parquet_files
@@ -139,36 +139,23 @@ def compact_small_files(lake: Lake, policy: CompactionPolicy, now: float | None 
     return written
 
 
-class CompactionScheduler:
+class CompactionScheduler(PeriodicJob):
     """Runs :func:`compact_small_files` every ``policy.interval_seconds`` in a daemon thread."""
 
     def __init__(self, lake_root: Path, policy: CompactionPolicy) -> None:
+        super().__init__("lake-compaction", policy.interval_seconds, right_away=False)
         self.lake = Lake(Path(lake_root))
         self.policy = policy
         self.runs = 0
         self.merged = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> "CompactionScheduler":
         """Start the thread (no-op when the policy is disabled)."""
         if self.policy.enabled and self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="lake-compaction", daemon=True)
-            self._thread.start()
+            super().start()
             log.info("small-file compaction every %s", format_duration(self.policy.interval_seconds))
         return self
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.policy.interval_seconds):
-            try:
-                self.merged += len(compact_small_files(self.lake, self.policy))
-                self.runs += 1
-            except Exception:  # retried at the next interval
-                log.exception("small-file compaction failed")
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current pass."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def run_once(self) -> None:
+        self.merged += len(compact_small_files(self.lake, self.policy))
+        self.runs += 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 
 from logwarden.common.durations import format_duration, parse_duration
+from logwarden.common.periodic import PeriodicJob
 from logwarden.common.yamlconf import ConfigError, check_section
 from storage.compaction import merge_files
 from storage.journal import JOURNAL, finish, lake_lock, read_journal
@@ -272,37 +272,23 @@ def run_retention(lake: Lake, policy: RetentionPolicy, now: datetime | None = No
         return apply(lake, policy, plan(lake, policy, now))
 
 
-class RetentionScheduler:
+class RetentionScheduler(PeriodicJob):
     """Runs retention every ``policy.interval_seconds`` in a daemon thread, first right after start."""
 
     def __init__(self, lake_root: Path, policy: RetentionPolicy) -> None:
+        super().__init__("lake-retention", policy.interval_seconds)
         self.lake = Lake(Path(lake_root))
         self.policy = policy
         self.runs = 0
         self.last_report: RetentionReport | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> "RetentionScheduler":
         """Start the thread (no-op when the policy is disabled)."""
         if self.policy.enabled and self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="lake-retention", daemon=True)
-            self._thread.start()
+            super().start()
             log.info("lake retention every %s", format_duration(self.policy.interval_seconds))
         return self
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.last_report = run_retention(self.lake, self.policy)
-                self.runs += 1
-            except Exception:  # a failed run is retried at the next interval
-                log.exception("lake retention run failed")
-            self._stop.wait(self.policy.interval_seconds)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current run."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+    def run_once(self) -> None:
+        self.last_report = run_retention(self.lake, self.policy)
+        self.runs += 1
