@@ -117,10 +117,6 @@ class ColumnMatches:
         distinct = self.distinct
         return (distinct[code] for code in self.codes.tolist())
 
-    def unmatched_rows(self) -> "np.ndarray":
-        """The rows no template covers, in order."""
-        return np.flatnonzero(self._missing()[self.codes])
-
     def unmatched_representatives(self) -> "np.ndarray":
         """One row per distinct entry without a template (its first row), in row order: matching or
         learning these settles every unmatched row."""
