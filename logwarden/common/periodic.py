@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 log = logging.getLogger(__name__)
 
 
-class PeriodicJob:
+class PeriodicJob(ABC):
     """Calls :meth:`run_once` every ``interval`` seconds in a daemon thread named ``name``; a failed run
     is logged and tried again at the next interval. ``right_away``: the first run at start."""
 
@@ -18,9 +19,9 @@ class PeriodicJob:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def run_once(self) -> None:
-        """One run of the job."""
-        raise NotImplementedError
+        """One run of the job (what a subclass does every interval)."""
 
     def start(self) -> "PeriodicJob":
         """Start the thread (once)."""
