@@ -6,7 +6,7 @@ ARGS ?=
 
 .PHONY: run test setup bench clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml environment/setup.sh
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml environment/setup.sh
 	bash environment/setup.sh
 
 setup: $(VENV)/.installed

@@ -5,11 +5,11 @@ Entry point: :func:`build_alerting` → :class:`AlertService` (``start``, ``disp
 HTTP handlers: :mod:`alerting.http`.
 """
 
-from alerting.build import build_alerting, build_receivers
-from alerting.config import AlertingConfig, parse_alerting
-from alerting.notify import ConsoleNotifier, Notifier
-from alerting.outbox import Outbox
-from alerting.service import AlertService
+from logwarden.alerting.build import build_alerting, build_receivers
+from logwarden.alerting.config import AlertingConfig, parse_alerting
+from logwarden.alerting.notify import ConsoleNotifier, Notifier
+from logwarden.alerting.outbox import Outbox
+from logwarden.alerting.service import AlertService
 
 __all__ = [
     "AlertService",

@@ -5,21 +5,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from alerting.config import AlertingConfig, parse_alerting
-from alerting.notify.base import Notifier, Receiver
-from alerting.service import AlertService
+from logwarden.alerting.config import AlertingConfig, parse_alerting
+from logwarden.alerting.notify.base import Notifier, Receiver
+from logwarden.alerting.service import AlertService
 
 log = logging.getLogger(__name__)
 
 
 def build_receivers(config: AlertingConfig) -> dict[str, Receiver]:
     """A receiver per configured channel (none configured: console and journal only)."""
-    from alerting.notify.alertmanager import AlertmanagerReceiver
-    from alerting.notify.email import EmailReceiver
-    from alerting.notify.pagerduty import PagerDutyReceiver
-    from alerting.notify.remediation import RemediationReceiver, channel_of
-    from alerting.notify.slack import SlackReceiver
-    from alerting.notify.webhook import WebhookReceiver
+    from logwarden.alerting.notify.alertmanager import AlertmanagerReceiver
+    from logwarden.alerting.notify.email import EmailReceiver
+    from logwarden.alerting.notify.pagerduty import PagerDutyReceiver
+    from logwarden.alerting.notify.remediation import RemediationReceiver, channel_of
+    from logwarden.alerting.notify.slack import SlackReceiver
+    from logwarden.alerting.notify.webhook import WebhookReceiver
 
     kinds = {
         "pagerduty": PagerDutyReceiver,

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from alerting.config import EscalationPolicy
-from alerting.notify.base import ESCALATION
-from alerting.store import AlertStore
+from logwarden.alerting.config import EscalationPolicy
+from logwarden.alerting.notify.base import ESCALATION
+from logwarden.alerting.store import AlertStore
 
 log = logging.getLogger(__name__)
 DASHBOARD = "dashboard"  # shows every alert already: nothing to page again

@@ -9,7 +9,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from logwarden.common.durations import format_duration
-from monitoring.anomaly import RESOLVED, Anomaly
+from logwarden.monitoring.anomaly import RESOLVED, Anomaly
 
 SEVERITY_COLOURS = {"CRITICAL": "#B71C1C", "HIGH": "#E65100", "MEDIUM": "#F9A825", "LOW": "#1565C0"}
 RESOLVED_COLOUR = "#2E7D32"

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from alerting.notify.base import ACKNOWLEDGE
-from alerting.store import DEAD, PENDING, SENDING, AlertStore
+from logwarden.alerting.notify.base import ACKNOWLEDGE
+from logwarden.alerting.store import DEAD, PENDING, SENDING, AlertStore
 
 _ALERT_COLUMNS = (
     "id",

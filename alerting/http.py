@@ -21,8 +21,8 @@ from aiohttp import web
 
 from logwarden.common.http import BackgroundHttpServer
 
-from alerting import history
-from alerting.service import AlertService
+from logwarden.alerting import history
+from logwarden.alerting.service import AlertService
 from logwarden.common.durations import parse_duration
 
 

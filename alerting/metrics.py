@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from alerting.delivery.breaker import OPEN
-from alerting.store import AlertStore
+from logwarden.alerting.delivery.breaker import OPEN
+from logwarden.alerting.store import AlertStore
 
 if TYPE_CHECKING:
-    from alerting.delivery.worker import ChannelWorker
+    from logwarden.alerting.delivery.worker import ChannelWorker
 
 
 class AlertingCollector:

@@ -19,20 +19,20 @@ from typing import Any, Iterable
 
 import orjson
 
-from alerting import history
-from alerting.config import AlertingConfig
-from alerting.delivery.breaker import OPEN
-from alerting.delivery.worker import ChannelWorker
-from alerting.dispatch.routing import Route, routes_for
-from alerting.escalation import escalate_due
-from alerting.format import service_of
-from alerting.inhibit.silences import SilenceStore
-from alerting.metrics import AlertingCollector, metrics_text, registry_for
-from alerting.notify.base import DIGEST, ESCALATION, NOTIFY, REMEDIATE, Notifier, Outgoing, Receiver
-from alerting.notify.console import ConsoleNotifier
-from alerting.outbox import Outbox
-from alerting.store import AlertStore
-from monitoring.anomaly import RESOLVED, Anomaly
+from logwarden.alerting import history
+from logwarden.alerting.config import AlertingConfig
+from logwarden.alerting.delivery.breaker import OPEN
+from logwarden.alerting.delivery.worker import ChannelWorker
+from logwarden.alerting.dispatch.routing import Route, routes_for
+from logwarden.alerting.escalation import escalate_due
+from logwarden.alerting.format import service_of
+from logwarden.alerting.inhibit.silences import SilenceStore
+from logwarden.alerting.metrics import AlertingCollector, metrics_text, registry_for
+from logwarden.alerting.notify.base import DIGEST, ESCALATION, NOTIFY, REMEDIATE, Notifier, Outgoing, Receiver
+from logwarden.alerting.notify.console import ConsoleNotifier
+from logwarden.alerting.outbox import Outbox
+from logwarden.alerting.store import AlertStore
+from logwarden.monitoring.anomaly import RESOLVED, Anomaly
 
 log = logging.getLogger(__name__)
 HELD = "held"

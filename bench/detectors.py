@@ -29,11 +29,12 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from logwarden.common.records import ANOMALY_SCHEMA_PATH, record_schema  # noqa: E402
-from monitoring import DetectorSet, load_rules  # noqa: E402
-from monitoring.anomaly import FIRING, RESOLVED, iso_us  # noqa: E402
-from monitoring.rules.flatline import below_count  # noqa: E402
-from monitoring.rules.frequency import needed_count  # noqa: E402
+from logwarden.common.records import record_schema
+from logwarden.schemas import ANOMALY_SCHEMA_PATH  # noqa: E402
+from logwarden.monitoring import DetectorSet, load_rules  # noqa: E402
+from logwarden.monitoring.anomaly import FIRING, RESOLVED, iso_us  # noqa: E402
+from logwarden.monitoring.rules.flatline import below_count  # noqa: E402
+from logwarden.monitoring.rules.frequency import needed_count  # noqa: E402
 
 US = 1_000_000
 T0 = 1_795_000_000 * US
@@ -212,8 +213,8 @@ def on_ray(table: pa.Table, batch: int) -> dict[str, Any]:
 
     import ray
 
-    from monitoring import parse_rules
-    from monitoring.actors import DetectorPool
+    from logwarden.monitoring import parse_rules
+    from logwarden.monitoring.actors import DetectorPool
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

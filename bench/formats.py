@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processing.formats import RawRecord, detect, parse, read_records  # noqa: E402
+from logwarden.formats import RawRecord, detect, parse, read_records  # noqa: E402
 from tests.processing.test_formats_samples import sample_records  # noqa: E402
 
 VECTORS = {"go-syslog_rfc5424_machine_test_vectors.jsonl": "syslog-rfc5424",

@@ -30,11 +30,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from monitoring.ml import FeedbackStore, MlRule  # noqa: E402
-from monitoring.ml.features import window_features  # noqa: E402
-from monitoring.ml.session_model import fit_session_model  # noqa: E402
-from monitoring.ml.templates import TemplateNoveltyDetector  # noqa: E402
-from processing.templates import HeaderFormat, TemplateMiner  # noqa: E402
+from logwarden.monitoring.ml import FeedbackStore, MlRule  # noqa: E402
+from logwarden.monitoring.ml.features import window_features  # noqa: E402
+from logwarden.monitoring.ml.session_model import fit_session_model  # noqa: E402
+from logwarden.monitoring.ml.templates import TemplateNoveltyDetector  # noqa: E402
+from logwarden.processing.templates import HeaderFormat, TemplateMiner  # noqa: E402
 from tests.ml.traffic import Incident, Traffic, minute_us  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("LOGWARDEN_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -27,14 +27,14 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collector.spool import Spool  # noqa: E402
-from collector.validation import RecordValidator, SkewLimits  # noqa: E402
+from logwarden.collector.spool import Spool  # noqa: E402
+from logwarden.collector.validation import RecordValidator, SkewLimits  # noqa: E402
 from logwarden.clusters import DaskConnection  # noqa: E402
 from logwarden.common.paths import DataDir  # noqa: E402
 from logwarden.demo import SimClock, TrafficModel  # noqa: E402
-from processing.masking import Masker  # noqa: E402
-from processing.pipeline import SpoolProcessor  # noqa: E402
-from processing.templates import TemplateMiner  # noqa: E402
+from logwarden.processing.masking import Masker  # noqa: E402
+from logwarden.processing.pipeline import SpoolProcessor  # noqa: E402
+from logwarden.processing.templates import TemplateMiner  # noqa: E402
 
 SHARED = Path(os.environ.get("LOGWARDEN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 VALIDATOR = RecordValidator(skew=SkewLimits(max_future=1e12, max_past=1e12))

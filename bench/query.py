@@ -29,9 +29,9 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from logwarden.common.records import LEVELS, record_schema  # noqa: E402
-from storage import Lake  # noqa: E402
-from storage.lake import partition_value  # noqa: E402
-from storage.search import SearchRequest, arrow_table, connect_locked, count, files_for, search  # noqa: E402
+from logwarden.storage import Lake  # noqa: E402
+from logwarden.storage.lake import partition_value  # noqa: E402
+from logwarden.storage.search import SearchRequest, arrow_table, connect_locked, count, files_for, search  # noqa: E402
 
 DAY0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
 MESSAGES = [f"GET /api/v1/resource/{i} completed" for i in range(30)] + [

@@ -28,14 +28,14 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
-from processing.templates import (  # noqa: E402
+from logwarden.processing.templates import (  # noqa: E402
     HeaderFormat,
     MinerConfig,
     TemplateMiner,
     grouping_accuracy,
     parsing_accuracy,
 )
-from processing.templates.masking import compile_masks  # noqa: E402
+from logwarden.processing.templates.masking import compile_masks  # noqa: E402
 
 _DIGITS = re.compile(r"\d+")
 DEFAULT_DATA = Path(os.environ.get("LOGWARDEN_SHARED_DATA", REPO.parent / "shared" / "data")) / "loghub"

@@ -27,9 +27,9 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from collector.batch import BatchDecoder  # noqa: E402
-from collector.decoding import split_ndjson  # noqa: E402
-from collector.validation import RecordValidator, SkewLimits  # noqa: E402
+from logwarden.collector.batch import BatchDecoder  # noqa: E402
+from logwarden.collector.decoding import split_ndjson  # noqa: E402
+from logwarden.collector.validation import RecordValidator, SkewLimits  # noqa: E402
 from logwarden.common.records import load_log_schema  # noqa: E402
 
 

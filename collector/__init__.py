@@ -2,11 +2,11 @@
 make them durable (write-ahead log, group commit) and roll them into Parquet spool batches.
 Rejected records go to the dead-letter store with their original bytes."""
 
-from collector.config import CollectorConfig
-from collector.deadletter import DeadLetter, DeadLetterStore
-from collector.server import CollectorServer, run_collector
-from collector.spool import Spool
-from collector.validation import RecordValidator
+from logwarden.collector.config import CollectorConfig
+from logwarden.collector.deadletter import DeadLetter, DeadLetterStore
+from logwarden.collector.server import CollectorServer, run_collector
+from logwarden.collector.spool import Spool
+from logwarden.collector.validation import RecordValidator
 
 __all__ = [
     "CollectorConfig",

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
-from collector.columnar import ColumnarValidator
-from collector.decoding import BodyError, RawRecord, decompress, is_json_array, split_json_array, split_ndjson
-from collector.validation import Rejection, RecordValidator
-from collector.wal import payload_crc
+from logwarden.collector.columnar import ColumnarValidator
+from logwarden.collector.decoding import BodyError, RawRecord, decompress, is_json_array, split_json_array, split_ndjson
+from logwarden.collector.validation import Rejection, RecordValidator
+from logwarden.collector.wal import payload_crc
 from logwarden.common.records import record_schema
 
 

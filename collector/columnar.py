@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from collector.timestamps import ARROW_RFC3339
-from collector.validation import SkewLimits
+from logwarden.collector.timestamps import ARROW_RFC3339
+from logwarden.collector.validation import SkewLimits
 from logwarden.common.records import TIMESTAMP, record_schema
 
 log = logging.getLogger(__name__)

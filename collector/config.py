@@ -38,8 +38,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from collector.ingest import BatchPolicy
-from collector.validation import RecordLimits, SkewLimits
+from logwarden.collector.ingest import BatchPolicy
+from logwarden.collector.validation import RecordLimits, SkewLimits
 from logwarden.common.durations import parse_duration
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)

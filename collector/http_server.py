@@ -11,13 +11,13 @@ from concurrent.futures import Executor
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from collector.auth import AuthError, Authenticator
-from collector.config import CollectorConfig
-from collector.budget import MemoryBudget
-from collector.decoding import BodyError, decompress
-from collector.ingest import Ingestor
-from collector.openapi import openapi_text
-from collector.wal import WalFailure
+from logwarden.collector.auth import AuthError, Authenticator
+from logwarden.collector.config import CollectorConfig
+from logwarden.collector.budget import MemoryBudget
+from logwarden.collector.decoding import BodyError, decompress
+from logwarden.collector.ingest import Ingestor
+from logwarden.collector.openapi import openapi_text
+from logwarden.collector.wal import WalFailure
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "1"

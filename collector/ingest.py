@@ -24,14 +24,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collector.batch import BatchDecoder, DecodedBatch
-from collector.budget import MemoryBudget
-from collector.deadletter import DeadLetter, DeadLetterStore
-from collector.decoding import RawRecord
-from collector.metrics import CollectorMetrics
-from collector.spool import Spool
-from collector.validation import RecordValidator
-from collector.wal import WriteAheadLog, is_legacy_segment, read_entries, read_legacy_segment
+from logwarden.collector.batch import BatchDecoder, DecodedBatch
+from logwarden.collector.budget import MemoryBudget
+from logwarden.collector.deadletter import DeadLetter, DeadLetterStore
+from logwarden.collector.decoding import RawRecord
+from logwarden.collector.metrics import CollectorMetrics
+from logwarden.collector.spool import Spool
+from logwarden.collector.validation import RecordValidator
+from logwarden.collector.wal import WriteAheadLog, is_legacy_segment, read_entries, read_legacy_segment
 from logwarden.common.paths import DataDir
 from logwarden.common.records import TIMESTAMP
 

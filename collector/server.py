@@ -9,18 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from collector.auth import Authenticator, is_loopback
-from collector.batch import BatchDecoder
-from collector.budget import MemoryBudget
-from collector.config import CollectorConfig
-from collector.http_server import HttpApi
-from collector.ingest import Ingestor
-from collector.metrics import CollectorMetrics
-from collector.streams import StreamListener, SyslogUdpProtocol
-from collector.tls import server_context
-from collector.validation import RecordValidator
+from logwarden.collector.auth import Authenticator, is_loopback
+from logwarden.collector.batch import BatchDecoder
+from logwarden.collector.budget import MemoryBudget
+from logwarden.collector.config import CollectorConfig
+from logwarden.collector.http_server import HttpApi
+from logwarden.collector.ingest import Ingestor
+from logwarden.collector.metrics import CollectorMetrics
+from logwarden.collector.streams import StreamListener, SyslogUdpProtocol
+from logwarden.collector.tls import server_context
+from logwarden.collector.validation import RecordValidator
 from logwarden.common.paths import DataDir
-from storage import Lake
+from logwarden.storage import Lake
 
 log = logging.getLogger(__name__)
 DECODE_THREADS = 2

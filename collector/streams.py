@@ -15,13 +15,13 @@ import ssl
 from concurrent.futures import Executor
 from datetime import datetime, timezone
 
-from collector.auth import Authenticator
-from collector.batch import BatchDecoder, DecodedBatch
-from collector.decoding import KEPT_BYTES_OF_LONG_LINE, RawRecord
-from collector.ingest import Ingestor
-from collector.syslog import Frame, SyslogFramer, syslog_line, syslog_record
-from collector.validation import Rejection
-from collector.wal import WalFailure
+from logwarden.collector.auth import Authenticator
+from logwarden.collector.batch import BatchDecoder, DecodedBatch
+from logwarden.collector.decoding import KEPT_BYTES_OF_LONG_LINE, RawRecord
+from logwarden.collector.ingest import Ingestor
+from logwarden.collector.syslog import Frame, SyslogFramer, syslog_line, syslog_record
+from logwarden.collector.validation import Rejection
+from logwarden.collector.wal import WalFailure
 
 log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024

@@ -1,6 +1,6 @@
 """Syslog input: RFC 6587 framing over TCP, and syslog messages as log records.
 
-Messages are parsed with the RFC 5424 and RFC 3164 parsers of ``processing.formats``; the
+Messages are parsed with the RFC 5424 and RFC 3164 parsers of ``logwarden.formats``; the
 syslog severity becomes the level, APP-NAME/TAG (else the hostname) the service, MSG the
 message, and the rest of the header (hostname, facility, severity, procid, msgid,
 structured data) goes into a ``syslog`` attribute.
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from processing.formats import parse
+from logwarden.formats import parse
 
 _RFC5424_START = re.compile(rb"<\d{1,3}>[1-9]")
 _DIGITS = frozenset(b"0123456789")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from collector.config import TlsConfig
+from logwarden.collector.config import TlsConfig
 
 
 def server_context(tls: TlsConfig | None) -> ssl.SSLContext | None:

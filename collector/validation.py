@@ -21,7 +21,7 @@ from typing import Any, Callable
 import fastjsonschema
 import orjson
 
-from collector.timestamps import is_rfc3339, to_epoch_us
+from logwarden.collector.timestamps import is_rfc3339, to_epoch_us
 from logwarden.common.records import load_log_schema
 
 

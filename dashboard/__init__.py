@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dashboard.server import DashboardHandle
+    from logwarden.dashboard.server import DashboardHandle
 
 
 def serve(port: int, data_dir: Path, links: dict[str, str], host: str = "127.0.0.1", **options) -> "DashboardHandle":
     """Serve the dashboard on ``host:port``; see :func:`dashboard.server.serve`."""
-    from dashboard.server import serve as _serve
+    from logwarden.dashboard.server import serve as _serve
 
     return _serve(port, data_dir, links, host, **options)
 

@@ -17,9 +17,9 @@ from bokeh.models import ColumnDataSource, DataTable, DateFormatter, Div, Factor
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from dashboard.sources import AlertSource, LakeMetrics, PipelineHealth, Series, alert_source
+from logwarden.dashboard.sources import AlertSource, LakeMetrics, PipelineHealth, Series, alert_source
 from logwarden.common.paths import DataDir
-from storage.lake import Lake
+from logwarden.storage.lake import Lake
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from bokeh.application import Application
 from bokeh.application.handlers.function import FunctionHandler
 
-from dashboard.app import DashboardData, build_document
+from logwarden.dashboard.app import DashboardData, build_document
 
 log = logging.getLogger(__name__)
 

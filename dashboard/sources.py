@@ -21,8 +21,8 @@ import orjson
 import pyarrow.parquet as pq
 
 from logwarden.common.paths import DataDir
-from storage.lake import Lake
-from storage.search import arrow_table, connect_locked
+from logwarden.storage.lake import Lake
+from logwarden.storage.search import arrow_table, connect_locked
 
 log = logging.getLogger(__name__)
 
@@ -207,13 +207,13 @@ class HistorySource:
 
     def recent(self, limit: int = 500) -> list[dict[str, Any]]:
         """The newest ``limit`` alerts."""
-        from alerting import history
+        from logwarden.alerting import history
 
         return [_normalized(a) for a in history.list_alerts(self.alerts_dir, limit=limit)]
 
     def delivery_status(self) -> list[dict[str, Any]]:
         """Messages per channel and delivery state."""
-        from alerting import history
+        from logwarden.alerting import history
 
         summary = history.delivery_summary(self.alerts_dir)
         return [{"channel": c, "status": s, "count": n} for c, states in sorted(summary.items())
@@ -231,7 +231,7 @@ def _normalized(entry: dict[str, Any]) -> dict[str, Any]:
 def alert_source(alerts_dir: Path) -> AlertSource:
     """The alert store when it exists and ``alerting.history`` is importable, else the outbox."""
     if (alerts_dir / "alerts.db").is_file():
-        if importlib.util.find_spec("alerting.history") is not None:
+        if importlib.util.find_spec("logwarden.alerting.history") is not None:
             return HistorySource(alerts_dir)
         log.info("alerting.history not available; reading the outbox")
     return OutboxSource(alerts_dir / "outbox.jsonl")

@@ -7,8 +7,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
-# compat mode puts the project folder on sys.path, so our regular packages win over
-# same-named folders on sys.path (Dask workers add their scratch folder, which holds "storage/").
-.venv/bin/python -m pip install --quiet -e ".[test]" --config-settings editable_mode=compat
+.venv/bin/python -m pip install --quiet -e ".[test]"
 touch .venv/.installed
 echo "logwarden installed in $(pwd)/.venv"

@@ -57,7 +57,7 @@ class DaskConnection:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=host,
                                dashboard_address=dashboard, silence_logs=logging.WARNING)
         if adaptive_max:
-            from processing.adaptive import SpoolDepthAdaptive
+            from logwarden.processing.adaptive import SpoolDepthAdaptive
 
             cluster.adapt(Adaptive=SpoolDepthAdaptive, spool_dir=spool_dir, minimum=1, maximum=adaptive_max,
                           interval="500ms", wait_count=6)

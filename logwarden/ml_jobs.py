@@ -6,7 +6,7 @@ import time
 
 from logwarden.common.paths import DataDir
 from logwarden.common.periodic import PeriodicJob
-from monitoring.rules import RulesFile
+from logwarden.monitoring.rules import RulesFile
 
 log = logging.getLogger(__name__)
 ML_KIND = "ml"
@@ -42,7 +42,7 @@ class RetrainScheduler(PeriodicJob):
     def _retrain(self, specs: list[dict]) -> None:
         import ray
 
-        from monitoring.ml import retrain_due
+        from logwarden.monitoring.ml import retrain_due
 
         started = time.monotonic()
         launched = retrain_due(specs, self.paths.lake, self.paths.root)

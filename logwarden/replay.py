@@ -15,11 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from collector.deadletter import DeadLetter, DeadLetterStore
-from collector.spool import Spool
-from collector.validation import RecordValidator, SkewLimits
+from logwarden.collector.deadletter import DeadLetter, DeadLetterStore
+from logwarden.collector.spool import Spool
+from logwarden.collector.validation import RecordValidator, SkewLimits
 from logwarden.common.paths import DataDir
-from processing.sources import SourceRecord, expand_paths, file_records
+from logwarden.processing.sources import SourceRecord, expand_paths, file_records
 
 BATCH_RECORDS = 50_000
 BATCH_SECONDS = 1.0

@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alerting.config import AlertingConfigError, parse_alerting
-from collector.config import CollectorConfig
+from logwarden.alerting.config import AlertingConfigError, parse_alerting
+from logwarden.collector.config import CollectorConfig
 from logwarden.common.yamlconf import ConfigError, load_yaml
-from processing.config import ProcessingConfig
-from storage.config import StorageConfig
+from logwarden.processing.config import ProcessingConfig
+from logwarden.storage.config import StorageConfig
 
 SECTIONS = ("collector", "processing", "monitoring", "alerting", "storage")
 

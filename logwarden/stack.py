@@ -15,25 +15,25 @@ from pathlib import Path
 import orjson
 import psutil
 
-import dashboard
-from alerting import AlertService, build_alerting
+from logwarden import dashboard
+from logwarden.alerting import AlertService, build_alerting
 from logwarden.api import ApiServer
 from logwarden.clusters import DaskConnection, RayConnection
 from logwarden.common.atomic import write_bytes_atomic
 from logwarden.common.paths import DataDir
-from logwarden.common.records import ANOMALY_SCHEMA_PATH
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
 from logwarden.common.yamlconf import ConfigError
 from logwarden.demo import DemoTraffic
 from logwarden.ml_jobs import RetrainScheduler, place_ml_rules
 from logwarden.rules_watch import RulesWatcher
 from logwarden.settings import Settings
 from logwarden.supervisor import CollectorProcess
-from monitoring import RulesFile, load_rules
-from processing.batch import BatchOutput
-from processing.pipeline import SpoolProcessor
-from storage.api import install_search
-from storage.compaction import CompactionScheduler
-from storage.retention import RetentionScheduler
+from logwarden.monitoring import RulesFile, load_rules
+from logwarden.processing.batch import BatchOutput
+from logwarden.processing.pipeline import SpoolProcessor
+from logwarden.storage.api import install_search
+from logwarden.storage.compaction import CompactionScheduler
+from logwarden.storage.retention import RetentionScheduler
 
 log = logging.getLogger(__name__)
 US = 1_000_000
@@ -138,7 +138,7 @@ class Stack:
 
     def _start_monitoring_and_alerting(self) -> None:
         """Detectors (Ray actors), the alert service, the API, rule reloads and ML retraining."""
-        from monitoring.actors import DetectorPool
+        from logwarden.monitoring.actors import DetectorPool
 
         opts = self.options
         self.pool = DetectorPool(self.rules, checkpoint_dir=self.paths.monitoring / "checkpoints")
@@ -167,12 +167,12 @@ class Stack:
         self.compaction = CompactionScheduler(self.paths.lake, opts.settings.storage.compaction).start()
 
     def _install_alert_routes(self, app) -> None:
-        from alerting.http import aiohttp_routes
+        from logwarden.alerting.http import aiohttp_routes
 
         app.add_routes(aiohttp_routes(self.alerts))
 
     def _install_feedback(self, app) -> None:
-        from monitoring.ml import feedback_routes
+        from logwarden.monitoring.ml import feedback_routes
 
         app.add_routes(feedback_routes(self.paths.root))
 

@@ -3,8 +3,8 @@
 ``monitoring.engine.DetectorSet`` evaluates rules in process; ``monitoring.actors.DetectorPool``
 runs them as Ray actors (imported on demand, so that importing this package does not import Ray).
 """
-from monitoring.anomaly import FIRING, RESOLVED, Anomaly
-from monitoring.engine import DetectorSet
-from monitoring.rules import RulesFile, load_rules, parse_rules
+from logwarden.monitoring.anomaly import FIRING, RESOLVED, Anomaly
+from logwarden.monitoring.engine import DetectorSet
+from logwarden.monitoring.rules import RulesFile, load_rules, parse_rules
 
 __all__ = ["FIRING", "RESOLVED", "Anomaly", "DetectorSet", "RulesFile", "load_rules", "parse_rules"]

@@ -26,11 +26,11 @@ import pyarrow as pa
 import ray
 from ray.exceptions import RayActorError
 
-from monitoring.anomaly import Anomaly
-from monitoring.checkpoint import Checkpoint, CheckpointStore
-from monitoring.engine import DetectorSet, anomaly_order
-from monitoring.rules import RulesFile, RuleSpec
-from monitoring.sharding import newest_event_us, split_by_key
+from logwarden.monitoring.anomaly import Anomaly
+from logwarden.monitoring.checkpoint import Checkpoint, CheckpointStore
+from logwarden.monitoring.engine import DetectorSet, anomaly_order
+from logwarden.monitoring.rules import RulesFile, RuleSpec
+from logwarden.monitoring.sharding import newest_event_us, split_by_key
 
 log = logging.getLogger(__name__)
 EMITTED_IDS = 100_000

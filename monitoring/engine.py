@@ -13,8 +13,8 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from monitoring.anomaly import Anomaly
-from monitoring.rules import Rule, RuleSpec, build_rule
+from logwarden.monitoring.anomaly import Anomaly
+from logwarden.monitoring.rules import Rule, RuleSpec, build_rule
 
 log = logging.getLogger(__name__)
 SEEN_BATCHES = 100_000

@@ -1,6 +1,6 @@
 """Replay logs through rules offline (``logwarden rules test``): the alerts that would have fired.
 
-The records are read from a log file of any supported format (``processing.formats``) or from the
+The records are read from a log file of any supported format (``logwarden.formats``) or from the
 lake (DuckDB), validated and normalized like the collector does (without clock-skew limits, this
 being historical data), ordered by event time and cut into batches of ``batch_records`` as the live
 system cuts its spool. Templates are mined when a rule refers to them. Alerts are stamped in event
@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logwarden.common.records import record_schema
-from monitoring.anomaly import FIRING, Anomaly
-from monitoring.engine import DetectorSet
-from monitoring.rules import RulesFile
+from logwarden.monitoring.anomaly import FIRING, Anomaly
+from logwarden.monitoring.engine import DetectorSet
+from logwarden.monitoring.rules import RulesFile
 
 log = logging.getLogger(__name__)
 BATCH_RECORDS = 50_000
@@ -57,8 +57,8 @@ def _record_of(parsed: Any) -> dict[str, Any]:
 
 def file_rows(path: str | Path, stats: ReplayStats) -> list[dict[str, Any]]:
     """The valid records of a log file as rows of the record layout."""
-    from collector.validation import RecordValidator, SkewLimits
-    from processing.formats import parse, read_records
+    from logwarden.collector.validation import RecordValidator, SkewLimits
+    from logwarden.formats import parse, read_records
 
     validator = RecordValidator(skew=SkewLimits(max_future=1e12, max_past=1e12))  # historical data
     rows = []
@@ -86,8 +86,8 @@ def rows_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 def lake_table(data_dir: str | Path, since: datetime | None, until: datetime | None) -> pa.Table:
     """The lake's records in ``[since, until)`` ordered by event time, in the record layout plus templates."""
-    from storage.lake import Lake
-    from storage.query import connect
+    from logwarden.storage.lake import Lake
+    from logwarden.storage.query import connect
 
     lake = Lake(Path(data_dir) / "lake")
     con = connect(lake)
@@ -135,7 +135,7 @@ def batches(table: pa.Table, batch_records: int = BATCH_RECORDS,
     """``(batch_id, records)`` of ``table`` cut every ``batch_records`` rows; templates mined batch by batch."""
     miner = None
     if templates and "template_id" not in table.column_names:
-        from processing.templates import TemplateMiner
+        from logwarden.processing.templates import TemplateMiner
 
         miner = TemplateMiner()
     for n, start in enumerate(range(0, table.num_rows, batch_records)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from monitoring.rules.keys import keys_of, shard_of
+from logwarden.monitoring.rules.keys import keys_of, shard_of
 
 
 def split_by_key(table: pa.Table, group_by: tuple[str, ...], shards: int) -> list[pa.Table]:

@@ -11,11 +11,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from collector.spool import Spool
+from logwarden.collector.spool import Spool
 from logwarden.common.records import record_schema
-from storage import Lake, query
-from storage.lake import BATCH_COLUMN, COMPACTED_PREFIX, parquet_files
-from storage.query import parquet_source
+from logwarden.storage import Lake, query
+from logwarden.storage.lake import BATCH_COLUMN, COMPACTED_PREFIX, parquet_files
+from logwarden.storage.query import parquet_source
 
 log = logging.getLogger(__name__)
 

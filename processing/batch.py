@@ -20,14 +20,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from logwarden.common.records import record_schema
-from processing.aggregate import minute_aggregates, user_errors
-from processing.enrich import HOST_FIELD, INVENTORY_FIELDS, Inventory
-from processing.masking import Masker, MaskingConfig
-from processing.mining import Unmatched
-from processing.templates import TemplateInfo
-from processing.templates.distributed import ColumnMatches, match_column, match_partition
-from storage import Lake
-from storage.elasticsearch import ElasticsearchConfig, SinkUnavailable, sink_for
+from logwarden.processing.aggregate import minute_aggregates, user_errors
+from logwarden.processing.enrich import HOST_FIELD, INVENTORY_FIELDS, Inventory
+from logwarden.processing.masking import Masker, MaskingConfig
+from logwarden.processing.mining import Unmatched
+from logwarden.processing.templates import TemplateInfo
+from logwarden.processing.templates.distributed import ColumnMatches, match_column, match_partition
+from logwarden.storage import Lake
+from logwarden.storage.elasticsearch import ElasticsearchConfig, SinkUnavailable, sink_for
 
 log = logging.getLogger(__name__)
 

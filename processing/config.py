@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from logwarden.common.records import REPO_SCHEMAS
+from logwarden.schemas import SERVICE_INVENTORY_PATH
 from logwarden.common.yamlconf import ConfigError
-from processing.enrich import Inventory
-from processing.masking import MaskingConfig
+from logwarden.processing.enrich import Inventory
+from logwarden.processing.masking import MaskingConfig
 
-DEFAULT_INVENTORY = REPO_SCHEMAS / "service_inventory.yaml"
+DEFAULT_INVENTORY = SERVICE_INVENTORY_PATH
 KEYS = ("inventory", "masking")
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from processing.templates import FileTemplateStore, TemplateInfo, TemplateMiner
+from logwarden.processing.templates import FileTemplateStore, TemplateInfo, TemplateMiner
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ from typing import Callable
 from distributed import Client, Future
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from collector.spool import Spool
+from logwarden.collector.spool import Spool
 from logwarden.common.paths import DataDir
-from processing.batch import BatchOutput, batch_id_of, finalize_batch, prepare_batch
-from processing.enrich import Inventory
-from processing.masking import MaskingConfig
-from processing.mining import TemplateCoordinator
-from processing.templates import TemplateInfo
-from storage.elasticsearch import ElasticsearchConfig
+from logwarden.processing.batch import BatchOutput, batch_id_of, finalize_batch, prepare_batch
+from logwarden.processing.enrich import Inventory
+from logwarden.processing.masking import MaskingConfig
+from logwarden.processing.mining import TemplateCoordinator
+from logwarden.processing.templates import TemplateInfo
+from logwarden.storage.elasticsearch import ElasticsearchConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ImportProcessing(WorkerPlugin):
     def setup(self, worker) -> None:
         import pyarrow.dataset  # noqa: F401  (what pyarrow.parquet.read_table imports on first use)
 
-        import processing.batch  # noqa: F401
+        import logwarden.processing.batch  # noqa: F401
 
 
 class SpoolProcessor:

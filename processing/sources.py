@@ -8,8 +8,8 @@ from typing import Iterator
 
 import orjson
 
-from processing.formats import RawRecord, detect, parse, read_records
-from processing.formats.record import ParsedRecord
+from logwarden.formats import RawRecord, detect, parse, read_records
+from logwarden.formats.record import ParsedRecord
 
 OPTIONAL_FIELDS = ("user_id", "request_id", "error_code", "duration_ms")
 

@@ -19,9 +19,9 @@ from multidict import MultiMapping
 
 from logwarden.common.durations import parse_duration
 from logwarden.common.http import BackgroundHttpServer
-from storage.export import CONTENT_TYPES, FORMATS, write_stream
-from storage.lake import Lake
-from storage.search import (DEFAULT_LIMIT, DEFAULT_PERCENTILES, AggregateRequest, SearchError, SearchRequest,
+from logwarden.storage.export import CONTENT_TYPES, FORMATS, write_stream
+from logwarden.storage.lake import Lake
+from logwarden.storage.search import (DEFAULT_LIMIT, DEFAULT_PERCENTILES, AggregateRequest, SearchError, SearchRequest,
                             aggregate, count, open_search, parse_time)
 
 log = logging.getLogger(__name__)

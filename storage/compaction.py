@@ -26,8 +26,8 @@ from logwarden.common.atomic import fsync_path
 from logwarden.common.durations import format_duration, parse_duration
 from logwarden.common.periodic import PeriodicJob
 from logwarden.common.yamlconf import ConfigError, check_section
-from storage import journal
-from storage.lake import COMPACTED_PREFIX, Lake, parquet_files
+from logwarden.storage import journal
+from logwarden.storage.lake import COMPACTED_PREFIX, Lake, parquet_files
 
 log = logging.getLogger(__name__)
 

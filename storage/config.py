@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logwarden.common.yamlconf import ConfigError
-from storage.compaction import CompactionPolicy
-from storage.elasticsearch import ElasticsearchConfig
-from storage.retention import RetentionPolicy
+from logwarden.storage.compaction import CompactionPolicy
+from logwarden.storage.elasticsearch import ElasticsearchConfig
+from logwarden.storage.retention import RetentionPolicy
 
 KEYS = ("retention", "compaction", "elasticsearch")
 

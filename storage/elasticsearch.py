@@ -35,8 +35,8 @@ import pyarrow.compute as pc
 
 from logwarden.common.durations import parse_duration
 from logwarden.common.yamlconf import ConfigError, check_section
-from storage.lake import Lake
-from storage.search import SearchRequest, open_search
+from logwarden.storage.lake import Lake
+from logwarden.storage.search import SearchRequest, open_search
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from logwarden.common.atomic import write_bytes_atomic, write_parquet_atomic
-from storage import journal
+from logwarden.storage import journal
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import duckdb
 
-from storage.lake import Lake
+from logwarden.storage.lake import Lake
 
 
 def parquet_source(files: list[Path], options: str = "") -> str:

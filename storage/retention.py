@@ -26,9 +26,9 @@ from typing import Any
 from logwarden.common.durations import format_duration, parse_duration
 from logwarden.common.periodic import PeriodicJob
 from logwarden.common.yamlconf import ConfigError, check_section
-from storage.compaction import merge_files
-from storage.journal import JOURNAL, finish, lake_lock, read_journal
-from storage.lake import COMPACTED_PREFIX, Lake, parquet_files
+from logwarden.storage.compaction import merge_files
+from logwarden.storage.journal import JOURNAL, finish, lake_lock, read_journal
+from logwarden.storage.lake import COMPACTED_PREFIX, Lake, parquet_files
 
 __all__ = ["JOURNAL", "RetentionPolicy", "RetentionScheduler", "apply", "plan", "run_retention"]
 

@@ -20,9 +20,9 @@ import pyarrow as pa
 
 from logwarden.common.times import parse_time as parse_cli_time
 from logwarden.common.records import LEVELS
-from storage.columns import FILTER_FIELDS, column_names, record_columns
-from storage.lake import Lake
-from storage.sqlguard import validate_condition
+from logwarden.storage.columns import FILTER_FIELDS, column_names, record_columns
+from logwarden.storage.lake import Lake
+from logwarden.storage.sqlguard import validate_condition
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from collector.validation import RecordValidator
-from logwarden.common.records import ANOMALY_SCHEMA_PATH, record_schema
+from logwarden.collector.validation import RecordValidator
+from logwarden.common.records import record_schema
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
 from logwarden.demo import SimClock, TrafficModel
-from monitoring import DetectorSet, load_rules
+from logwarden.monitoring import DetectorSet, load_rules
 
 SEED_RULES = {"error_spike", "service_down", "slow_response", "suspicious_user", "db_connection_failure"}
 WALL = 1_795_000_000.0

@@ -9,11 +9,11 @@ import threading
 import time
 from typing import Callable
 
-from alerting.config import DeliveryPolicy, RateLimit
-from alerting.delivery.breaker import CircuitBreaker
-from alerting.delivery.retry import backoff_delay
-from alerting.notify.base import Outgoing, Receiver
-from alerting.store import DEAD, PENDING, SENT, SKIPPED, AlertStore
+from logwarden.alerting.config import DeliveryPolicy, RateLimit
+from logwarden.alerting.delivery.breaker import CircuitBreaker
+from logwarden.alerting.delivery.retry import backoff_delay
+from logwarden.alerting.notify.base import Outgoing, Receiver
+from logwarden.alerting.store import DEAD, PENDING, SENT, SKIPPED, AlertStore
 
 log = logging.getLogger(__name__)
 

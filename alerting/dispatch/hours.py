@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from alerting.config import BusinessHours
+from logwarden.alerting.config import BusinessHours
 
 
 def is_open(hours: BusinessHours, moment: datetime) -> bool:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from alerting.config import AlertingConfig, AfterHoursRoute
-from alerting.dispatch.hours import is_open, next_opening
-from monitoring.anomaly import Anomaly
+from logwarden.alerting.config import AlertingConfig, AfterHoursRoute
+from logwarden.alerting.dispatch.hours import is_open, next_opening
+from logwarden.monitoring.anomaly import Anomaly
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Inhibition: silences set by people (``logwarden silence``)."""
 
-from alerting.inhibit.silences import Silence, SilenceStore
+from logwarden.alerting.inhibit.silences import Silence, SilenceStore
 
 __all__ = ["Silence", "SilenceStore"]

@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from alerting.store import AlertStore
+from logwarden.alerting.store import AlertStore
 
 
 @dataclass(frozen=True)

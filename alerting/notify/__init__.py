@@ -1,6 +1,6 @@
 """Receivers: one module per channel kind."""
 
-from alerting.notify.base import Notifier
-from alerting.notify.console import ConsoleNotifier
+from logwarden.alerting.notify.base import Notifier
+from logwarden.alerting.notify.console import ConsoleNotifier
 
 __all__ = ["ConsoleNotifier", "Notifier"]

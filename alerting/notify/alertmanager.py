@@ -11,11 +11,11 @@ from typing import Any
 
 import requests
 
-from alerting.format import view
-from alerting.notify.base import ACKNOWLEDGE, Outgoing
-from alerting.notify.webhook import post_json
+from logwarden.alerting.format import view
+from logwarden.alerting.notify.base import ACKNOWLEDGE, Outgoing
+from logwarden.alerting.notify.webhook import post_json
 from logwarden.common.durations import parse_duration
-from monitoring.anomaly import RESOLVED
+from logwarden.monitoring.anomaly import RESOLVED
 
 FIRING_FOR = timedelta(hours=1)  # a firing alert re-sent by escalation or realert extends this
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from monitoring.anomaly import Anomaly
+from logwarden.monitoring.anomaly import Anomaly
 
 NOTIFY = "notify"
 ESCALATION = "escalation"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from alerting.format import summary, title
-from monitoring.anomaly import Anomaly
+from logwarden.alerting.format import summary, title
+from logwarden.monitoring.anomaly import Anomaly
 
 
 class ConsoleNotifier:

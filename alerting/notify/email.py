@@ -11,8 +11,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from alerting.format import group_title, view
-from alerting.notify.base import ACKNOWLEDGE, DIGEST, ESCALATION, DeliveryError, Outgoing
+from logwarden.alerting.format import group_title, view
+from logwarden.alerting.notify.base import ACKNOWLEDGE, DIGEST, ESCALATION, DeliveryError, Outgoing
 from logwarden.common.durations import parse_duration
 
 

@@ -11,11 +11,11 @@ with warnings.catch_warnings():  # pdpyras announces its successor on import; it
     warnings.simplefilter("ignore", UserWarning)
     import pdpyras
 
-from alerting.config import DEFAULT_PD_SEVERITY
-from alerting.format import view
-from alerting.notify.base import ACKNOWLEDGE, DeliveryError, Outgoing
+from logwarden.alerting.config import DEFAULT_PD_SEVERITY
+from logwarden.alerting.format import view
+from logwarden.alerting.notify.base import ACKNOWLEDGE, DeliveryError, Outgoing
 from logwarden.common.durations import parse_duration
-from monitoring.anomaly import RESOLVED, Anomaly
+from logwarden.monitoring.anomaly import RESOLVED, Anomaly
 
 log = logging.getLogger(__name__)
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"

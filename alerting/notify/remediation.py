@@ -12,9 +12,9 @@ import subprocess
 import orjson
 import requests
 
-from alerting.config import RemediationAction, RemediationPolicy
-from alerting.notify.base import DeliveryError, Outgoing
-from alerting.notify.webhook import post_json
+from logwarden.alerting.config import RemediationAction, RemediationPolicy
+from logwarden.alerting.notify.base import DeliveryError, Outgoing
+from logwarden.alerting.notify.webhook import post_json
 
 log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "remediation."

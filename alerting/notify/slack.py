@@ -13,8 +13,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from alerting.format import AlertView, group_title, view
-from alerting.notify.base import ACKNOWLEDGE, DeliveryError, Outgoing
+from logwarden.alerting.format import AlertView, group_title, view
+from logwarden.alerting.notify.base import ACKNOWLEDGE, DeliveryError, Outgoing
 from logwarden.common.durations import parse_duration
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from typing import Any
 
 import requests
 
-from alerting.format import view
-from alerting.notify.base import DeliveryError, Outgoing
+from logwarden.alerting.format import view
+from logwarden.alerting.notify.base import DeliveryError, Outgoing
 from logwarden.common.durations import parse_duration
 
 

@@ -18,7 +18,7 @@ from bench.soak.load import SHARES, Epoch, HttpSender, IncidentSender, PacedSend
 from bench.soak.plan import GHOST_AGE_SECONDS, GHOST_RECORDS, Plan, SoakConfig
 from bench.soak.stack import MemorySampler, RayHead, StackProcess, free_port
 from bench.soak.workload import RecordFactory
-from logwarden.common.records import ANOMALY_SCHEMA_PATH
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
 
 log = logging.getLogger(__name__)
 STABLE_POLLS = 4

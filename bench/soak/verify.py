@@ -28,8 +28,8 @@ import orjson
 from bench.soak.channels import FIRING, RESOLVED, Delivery
 from bench.soak.ledger import Ledger
 from bench.soak.plan import Incident, Plan, SoakConfig
-from storage import Lake
-from storage.query import connect
+from logwarden.storage import Lake
+from logwarden.storage.query import connect
 
 SAMPLE = 10
 PROBLEMS = 20
@@ -224,7 +224,7 @@ def check_alerts(plan: Plan, deliveries: list[Delivery], outbox: list[dict], his
 def alert_history(alerts_dir: Path) -> dict[str, Any]:
     """From the alert store (``alerting.history``, read after the stack stopped): firing alerts per
     incident, dead messages, messages still waiting, and the delivery summary."""
-    from alerting import history
+    from logwarden.alerting import history
 
     alerts = history.list_alerts(alerts_dir, limit=100_000, with_deliveries=False)
     firing = Counter(a["dedup_key"] for a in alerts if a["status"] == "firing")

@@ -91,7 +91,7 @@ def _delivery_text(alert: dict) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the alerts matching the filters."""
-    from alerting import history
+    from logwarden.alerting import history
     from logwarden.common.durations import parse_duration
 
     since = None
@@ -131,7 +131,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print one alert as JSON."""
-    from alerting import history
+    from logwarden.alerting import history
 
     alert = history.get_alert(_alerts_dir(args), args.id)
     if alert is None:
@@ -143,7 +143,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_ack(args: argparse.Namespace) -> int:
     """Acknowledge an alert's incident, recording who and the response time."""
-    from alerting import history
+    from logwarden.alerting import history
 
     try:
         result = history.acknowledge(_alerts_dir(args), args.id, by=args.by or current_user(), note=args.note)
@@ -169,7 +169,7 @@ def run_ack(args: argparse.Namespace) -> int:
 
 def run_dead(args: argparse.Namespace) -> int:
     """Print the dead letters."""
-    from alerting import history
+    from logwarden.alerting import history
 
     dead = history.dead_letters(_alerts_dir(args))
     if args.json:
@@ -190,7 +190,7 @@ def run_dead(args: argparse.Namespace) -> int:
 
 def run_retry(args: argparse.Namespace) -> int:
     """Queue a dead-lettered message again (the running stack delivers it)."""
-    from alerting import history
+    from logwarden.alerting import history
 
     if not history.redeliver(_alerts_dir(args), args.message_id):
         print(f"logwarden alerts retry: message {args.message_id} is not a dead letter", file=sys.stderr)

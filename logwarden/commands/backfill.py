@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
     from logwarden.clusters import DaskConnection
     from logwarden.common.paths import DataDir
     from logwarden.common.times import parse_time
-    from processing.backfill import batches_in_range, stage_batches
-    from processing.pipeline import SpoolProcessor
-    from storage import Lake
+    from logwarden.processing.backfill import batches_in_range, stage_batches
+    from logwarden.processing.pipeline import SpoolProcessor
+    from logwarden.storage import Lake
 
     since, until = parse_time(args.since), parse_time(args.until)
     paths = DataDir.at(args.data_dir)

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT."""
-    from collector import run_collector
+    from logwarden.collector import run_collector
     from logwarden.common.paths import DataDir
     from logwarden.settings import load_settings
 

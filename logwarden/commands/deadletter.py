@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from logwarden.commands.common import add_config, add_data_dir
 
 if TYPE_CHECKING:
-    from collector.deadletter import DeadLetterStore
+    from logwarden.collector.deadletter import DeadLetterStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _store(args: argparse.Namespace) -> "DeadLetterStore":
-    from collector.deadletter import DeadLetterStore
+    from logwarden.collector.deadletter import DeadLetterStore
     from logwarden.common.paths import DataDir
 
     return DeadLetterStore(DataDir.at(args.data_dir).deadletter)

@@ -10,7 +10,7 @@ from typing import TextIO
 
 import orjson
 
-from processing.formats import detect, read_records
+from logwarden.formats import detect, read_records
 
 logger = logging.getLogger(__name__)
 

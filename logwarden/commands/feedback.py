@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Record the verdict; exit 1 when the anomaly is unknown."""
     from logwarden.commands.alerts import current_user
-    from monitoring.ml.feedback import FeedbackStore
+    from logwarden.monitoring.ml.feedback import FeedbackStore
 
     store = FeedbackStore.for_data_dir(args.data_dir)
     try:

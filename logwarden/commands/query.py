@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _request(args: argparse.Namespace):
-    from storage.search import SearchRequest, parse_time
+    from logwarden.storage.search import SearchRequest, parse_time
 
     exporting = args.out is not None or args.format in ("csv", "json", "parquet")
     limit = args.limit if args.limit is not None else (None if exporting else 100)
@@ -93,9 +93,9 @@ def _cell(value: object) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the query; exit 2 on a bad request."""
-    from storage import Lake
-    from storage.export import format_of, write_file, write_stream
-    from storage.search import AggregateRequest, SearchError, aggregate, count, open_search
+    from logwarden.storage import Lake
+    from logwarden.storage.export import format_of, write_file, write_stream
+    from logwarden.storage.search import AggregateRequest, SearchError, aggregate, count, open_search
 
     lake = Lake(DataDir.at(args.data_dir).lake)
     fmt = args.format or (format_of(args.out) if args.out else "table")

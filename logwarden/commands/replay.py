@@ -67,7 +67,7 @@ def _start_embedded(args: argparse.Namespace):
 
 
 def _wait_for_processing(progress, paths, batches: int, records: int, started: float) -> None:
-    from collector.spool import Spool
+    from logwarden.collector.spool import Spool
 
     spool = Spool(paths.spool)
     task = progress.add_task("process", total=max(batches, 1), records=0, rate=0.0)

@@ -29,10 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Plan, print and (unless --dry-run) apply."""
     from logwarden.settings import load_settings
-    from storage import Lake
-    from storage.config import StorageConfig
-    from storage.retention import run_retention
-    from storage.search import SearchError, parse_time
+    from logwarden.storage import Lake
+    from logwarden.storage.config import StorageConfig
+    from logwarden.storage.retention import run_retention
+    from logwarden.storage.search import SearchError, parse_time
 
     settings = load_settings(args.config)
     config = StorageConfig.from_dict(settings.raw.get("storage"))

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     """Exit 0 and list the rules when the file is valid; exit 2 with the error otherwise."""
-    from monitoring import load_rules
+    from logwarden.monitoring import load_rules
 
     rules = load_rules(args.file)  # a ConfigError is printed by the CLI with exit status 2
     for rule in rules.rules:
@@ -49,8 +49,8 @@ def _moment(text: str | None) -> datetime | None:
 
 def run_test(args: argparse.Namespace) -> int:
     """Print the alerts the rules raise on the data, one JSON object a line; a summary on stderr."""
-    from monitoring import load_rules
-    from monitoring.replay import (ReplayStats, alert_lines, batches, file_rows, lake_table, replay, rows_table,
+    from logwarden.monitoring import load_rules
+    from logwarden.monitoring.replay import (ReplayStats, alert_lines, batches, file_rows, lake_table, replay, rows_table,
                                    rules_use_templates)
 
     rules = load_rules(args.file)

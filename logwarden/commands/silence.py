@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _silences(args: argparse.Namespace):
-    from alerting.inhibit import SilenceStore
-    from alerting.store import AlertStore
+    from logwarden.alerting.inhibit import SilenceStore
+    from logwarden.alerting.store import AlertStore
 
     return SilenceStore(AlertStore(DataDir.at(args.data_dir).alerts))
 

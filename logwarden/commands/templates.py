@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from processing.templates import FileTemplateStore, HeaderFormat, MinerConfig, TemplateMiner
+from logwarden.processing.templates import FileTemplateStore, HeaderFormat, MinerConfig, TemplateMiner
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from logwarden.commands.common import add_config, add_data_dir
-from logwarden.common.records import ANOMALY_SCHEMA_PATH
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -9,11 +9,11 @@
 ``train_remote`` trains on Ray from the lake into the model registry (``registry``);
 ``FeedbackStore`` / ``feedback_routes`` take false/true-positive verdicts.
 """
-from monitoring.ml.feedback import FALSE_POSITIVE, TRUE_POSITIVE, FeedbackStore, feedback_routes
-from monitoring.ml.registry import ModelRegistry
-from monitoring.ml.rule import MlRule
-from monitoring.ml.schema import ML_RULE_PROPERTIES, ML_RULE_SCHEMA, MODELS, MlConfig
-from monitoring.ml.training import retrain_due, train_and_save, train_model, train_remote
+from logwarden.monitoring.ml.feedback import FALSE_POSITIVE, TRUE_POSITIVE, FeedbackStore, feedback_routes
+from logwarden.monitoring.ml.registry import ModelRegistry
+from logwarden.monitoring.ml.rule import MlRule
+from logwarden.monitoring.ml.schema import ML_RULE_PROPERTIES, ML_RULE_SCHEMA, MODELS, MlConfig
+from logwarden.monitoring.ml.training import retrain_due, train_and_save, train_model, train_remote
 
 __all__ = [
     "FALSE_POSITIVE", "ML_RULE_PROPERTIES", "ML_RULE_SCHEMA", "MODELS", "TRUE_POSITIVE", "FeedbackStore",

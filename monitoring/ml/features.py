@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logwarden.common.records import LEVELS
-from processing.aggregate import minute_aggregates
+from logwarden.processing.aggregate import minute_aggregates
 
 MINUTE_US = 60_000_000
 COUNT_FEATURES = ("count", *(f"count_{level.lower()}" for level in LEVELS))

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitoring.ml.finding import MINUTE_US, Finding, MinuteBuffer
-from monitoring.ml.forecast import Holt, first_crossing
-from processing.aggregate import minute_aggregates
+from logwarden.monitoring.ml.finding import MINUTE_US, Finding, MinuteBuffer
+from logwarden.monitoring.ml.forecast import Holt, first_crossing
+from logwarden.processing.aggregate import minute_aggregates
 
 
 class ForecastStream:

@@ -18,20 +18,20 @@ import orjson
 import pyarrow as pa
 
 from logwarden.common.durations import parse_duration
-from monitoring.anomaly import Anomaly
-from monitoring.ml.feedback import FeedbackStore
-from monitoring.ml.finding import MINUTE_US, Finding
-from monitoring.ml.forecast_stream import ForecastStream
-from monitoring.ml.registry import ModelRegistry
-from monitoring.ml.schema import MlConfig
-from monitoring.ml.session_stream import SessionStream
-from monitoring.ml.sessions import SessionTracker
-from monitoring.ml.template_stream import TemplateStream
-from monitoring.ml.templates import TemplateNoveltyDetector
-from monitoring.ml.window_stream import WindowStream
-from monitoring.rules.base import US, Rule
-from monitoring.rules.filters import compile_filter
-from monitoring.rules.spec import RuleSpec, Threshold
+from logwarden.monitoring.anomaly import Anomaly
+from logwarden.monitoring.ml.feedback import FeedbackStore
+from logwarden.monitoring.ml.finding import MINUTE_US, Finding
+from logwarden.monitoring.ml.forecast_stream import ForecastStream
+from logwarden.monitoring.ml.registry import ModelRegistry
+from logwarden.monitoring.ml.schema import MlConfig
+from logwarden.monitoring.ml.session_stream import SessionStream
+from logwarden.monitoring.ml.sessions import SessionTracker
+from logwarden.monitoring.ml.template_stream import TemplateStream
+from logwarden.monitoring.ml.templates import TemplateNoveltyDetector
+from logwarden.monitoring.ml.window_stream import WindowStream
+from logwarden.monitoring.rules.base import US, Rule
+from logwarden.monitoring.rules.filters import compile_filter
+from logwarden.monitoring.rules.spec import RuleSpec, Threshold
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from collections import deque
 
 import pyarrow as pa
 
-from monitoring.ml.finding import Finding
-from monitoring.ml.session_model import END, NextEventModel, fit_session_model
-from monitoring.ml.sessions import SessionTracker
+from logwarden.monitoring.ml.finding import Finding
+from logwarden.monitoring.ml.session_model import END, NextEventModel, fit_session_model
+from logwarden.monitoring.ml.sessions import SessionTracker
 
 log = logging.getLogger(__name__)
 

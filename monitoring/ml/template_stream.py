@@ -4,9 +4,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitoring.anomaly import iso_us
-from monitoring.ml.finding import MINUTE_US, Finding
-from monitoring.ml.templates import TemplateBaseline, TemplateEvent, TemplateNoveltyDetector
+from logwarden.monitoring.anomaly import iso_us
+from logwarden.monitoring.ml.finding import MINUTE_US, Finding
+from logwarden.monitoring.ml.templates import TemplateBaseline, TemplateEvent, TemplateNoveltyDetector
 
 
 class TemplateStream:

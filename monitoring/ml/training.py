@@ -20,14 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from monitoring.ml.feedback import FeedbackStore
-from monitoring.ml.features import FEATURES, window_features
-from monitoring.ml.registry import ModelRegistry
-from monitoring.ml.schema import MlConfig
-from monitoring.ml.session_model import fit_session_model
-from monitoring.ml.sessions import SessionTracker
-from monitoring.ml.templates import fit_template_baseline
-from monitoring.ml.window_model import WindowModelSet, fit_window_models
+from logwarden.monitoring.ml.feedback import FeedbackStore
+from logwarden.monitoring.ml.features import FEATURES, window_features
+from logwarden.monitoring.ml.registry import ModelRegistry
+from logwarden.monitoring.ml.schema import MlConfig
+from logwarden.monitoring.ml.session_model import fit_session_model
+from logwarden.monitoring.ml.sessions import SessionTracker
+from logwarden.monitoring.ml.templates import fit_template_baseline
+from logwarden.monitoring.ml.window_model import WindowModelSet, fit_window_models
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def read_history(lake_dir: str | Path, history_s: float | None = None) -> pa.Tab
 
 def add_templates(records: pa.Table) -> pa.Table:
     """``records`` with ``template_id`` and ``template`` columns mined from ``message``."""
-    from processing.templates import TemplateMiner
+    from logwarden.processing.templates import TemplateMiner
 
     miner = TemplateMiner()
     matches = [miner.add(m or "") for m in records["message"].to_pylist()]
@@ -158,7 +158,7 @@ def train_and_save(spec: dict[str, Any], lake_dir: str | Path, data_dir: str | P
     started = time.monotonic()
     records = read_history(lake_dir, history_s)
     if "filter" in spec and spec["filter"] is not None:
-        from monitoring.rules.filters import compile_filter
+        from logwarden.monitoring.rules.filters import compile_filter
 
         records = records.filter(compile_filter(spec["filter"])(records))
     store = FeedbackStore.for_data_dir(config.data_dir) if config.data_dir else None

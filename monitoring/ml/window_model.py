@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from monitoring.ml.features import FEATURES, LOG_FEATURES
+from logwarden.monitoring.ml.features import FEATURES, LOG_FEATURES
 
 log = logging.getLogger(__name__)
 _LOG_MASK = np.array([name in LOG_FEATURES for name in FEATURES])

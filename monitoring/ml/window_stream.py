@@ -8,9 +8,9 @@ from collections import deque
 import numpy as np
 import pyarrow as pa
 
-from monitoring.ml.features import FEATURES, NEEDED_COLUMNS, window_features
-from monitoring.ml.finding import MINUTE_US, Finding, MinuteBuffer
-from monitoring.ml.window_model import WindowModel, WindowModelSet, fit_window_models
+from logwarden.monitoring.ml.features import FEATURES, NEEDED_COLUMNS, window_features
+from logwarden.monitoring.ml.finding import MINUTE_US, Finding, MinuteBuffer
+from logwarden.monitoring.ml.window_model import WindowModel, WindowModelSet, fit_window_models
 
 log = logging.getLogger(__name__)
 

@@ -6,18 +6,18 @@ Add a kind with ``register_kind`` (see ``monitoring.rules.registry``).
 """
 import importlib.util
 
-from monitoring.rules.base import Rule
-from monitoring.rules.flatline import FlatlineRule
-from monitoring.rules.frequency import FrequencyRule
-from monitoring.rules.new_term import NewTermRule
-from monitoring.rules.registry import kinds, register_kind, register_rule_class, rule_class
-from monitoring.rules.sequence import SequenceRule
-from monitoring.rules.spec import RuleSpec, RulesFile, load_rules, parse_rules
-from monitoring.rules.spike import SpikeRule
-from monitoring.rules.threshold import ThresholdRule
+from logwarden.monitoring.rules.base import Rule
+from logwarden.monitoring.rules.flatline import FlatlineRule
+from logwarden.monitoring.rules.frequency import FrequencyRule
+from logwarden.monitoring.rules.new_term import NewTermRule
+from logwarden.monitoring.rules.registry import kinds, register_kind, register_rule_class, rule_class
+from logwarden.monitoring.rules.sequence import SequenceRule
+from logwarden.monitoring.rules.spec import RuleSpec, RulesFile, load_rules, parse_rules
+from logwarden.monitoring.rules.spike import SpikeRule
+from logwarden.monitoring.rules.threshold import ThresholdRule
 
-if importlib.util.find_spec("monitoring.ml") is not None:
-    register_kind("ml", "monitoring.ml.rule:MlRule", schema="monitoring.ml.schema:ML_RULE_SCHEMA")
+if importlib.util.find_spec("logwarden.monitoring.ml") is not None:
+    register_kind("ml", "logwarden.monitoring.ml.rule:MlRule", schema="logwarden.monitoring.ml.schema:ML_RULE_SCHEMA")
 
 RULE_KINDS: dict[str, type[Rule]] = {cls.kind: cls for cls in (FrequencyRule, FlatlineRule, ThresholdRule,
                                                                SpikeRule, NewTermRule, SequenceRule)}

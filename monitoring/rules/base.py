@@ -26,10 +26,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitoring.anomaly import FIRING, RESOLVED, Anomaly, iso_us
-from monitoring.rules.filters import compile_filter
-from monitoring.rules.keys import ALL_KEYS, Keys, keys_of
-from monitoring.rules.spec import RuleSpec
+from logwarden.monitoring.anomaly import FIRING, RESOLVED, Anomaly, iso_us
+from logwarden.monitoring.rules.filters import compile_filter
+from logwarden.monitoring.rules.keys import ALL_KEYS, Keys, keys_of
+from logwarden.monitoring.rules.spec import RuleSpec
 
 US = 1_000_000
 OPERATORS: dict[str, Callable[[float, float], bool]] = {

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitoring.anomaly import Anomaly
-from monitoring.rules.base import MAX_SAMPLES, KeyAlert, Rule, sample_rows, timestamps_of
-from monitoring.rules.registry import register_rule_class
-from monitoring.rules.spec import RuleSpec
-from monitoring.rules.spec_schema import DURATION, threshold
-from monitoring.rules.windows import KeyedTimes
+from logwarden.monitoring.anomaly import Anomaly
+from logwarden.monitoring.rules.base import MAX_SAMPLES, KeyAlert, Rule, sample_rows, timestamps_of
+from logwarden.monitoring.rules.registry import register_rule_class
+from logwarden.monitoring.rules.spec import RuleSpec
+from logwarden.monitoring.rules.spec_schema import DURATION, threshold
+from logwarden.monitoring.rules.windows import KeyedTimes
 
 
 def needed_count(op: str, value: float) -> int:

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitoring.rules.filters import field_values
+from logwarden.monitoring.rules.filters import field_values
 
 ALL_KEYS = "*"
 KEY_SEPARATOR = "|"

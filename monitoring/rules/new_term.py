@@ -14,12 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitoring.anomaly import Anomaly
-from monitoring.rules.base import US, KeyAlert, Rule, sample_rows, timestamps_of
-from monitoring.rules.keys import KEY_SEPARATOR, key_column
-from monitoring.rules.registry import register_rule_class
-from monitoring.rules.spec import RuleSpec
-from monitoring.rules.spec_schema import DURATION
+from logwarden.monitoring.anomaly import Anomaly
+from logwarden.monitoring.rules.base import US, KeyAlert, Rule, sample_rows, timestamps_of
+from logwarden.monitoring.rules.keys import KEY_SEPARATOR, key_column
+from logwarden.monitoring.rules.registry import register_rule_class
+from logwarden.monitoring.rules.spec import RuleSpec
+from logwarden.monitoring.rules.spec_schema import DURATION
 
 DEFAULT_LOOKBACK = 7 * 86400.0
 

@@ -5,7 +5,7 @@ the keys it adds to the common ones. Register a new kind with ``register_kind``;
 given as ``"module:Class"`` so that its module (and its dependencies) load only when a rule of that
 kind is built, and a kind with its own complete rule schema (such as ``ml``) passes ``schema``::
 
-    register_kind("ml", "monitoring.ml.rule:MlRule", schema="monitoring.ml.schema:ML_RULE_SCHEMA")
+    register_kind("ml", "logwarden.monitoring.ml.rule:MlRule", schema="logwarden.monitoring.ml.schema:ML_RULE_SCHEMA")
 """
 from __future__ import annotations
 

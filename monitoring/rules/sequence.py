@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitoring.anomaly import Anomaly
-from monitoring.rules.base import KeyAlert, Rule, sample_rows, timestamps_of
-from monitoring.rules.filters import compile_filter
-from monitoring.rules.registry import register_rule_class
-from monitoring.rules.spec import RuleSpec
-from monitoring.rules.spec_schema import DURATION
+from logwarden.monitoring.anomaly import Anomaly
+from logwarden.monitoring.rules.base import KeyAlert, Rule, sample_rows, timestamps_of
+from logwarden.monitoring.rules.filters import compile_filter
+from logwarden.monitoring.rules.registry import register_rule_class
+from logwarden.monitoring.rules.spec import RuleSpec
+from logwarden.monitoring.rules.spec_schema import DURATION
 
 STEP = {"type": "object", "required": ["filter"], "additionalProperties": False,
         "properties": {"filter": {"$ref": "#/$defs/filter"}, "min_count": {"type": "integer", "minimum": 1},

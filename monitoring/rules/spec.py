@@ -15,9 +15,9 @@ import orjson
 
 from logwarden.common.durations import parse_duration
 from logwarden.common.yamlconf import ConfigError, YamlDocument, load_yaml, parse_yaml
-from monitoring.rules.filters import check_regex
-from monitoring.rules.registry import kinds
-from monitoring.rules.spec_schema import COMMON, DURATION, SEVERITIES, rules_file_schema
+from logwarden.monitoring.rules.filters import check_regex
+from logwarden.monitoring.rules.registry import kinds
+from logwarden.monitoring.rules.spec_schema import COMMON, DURATION, SEVERITIES, rules_file_schema
 
 DEFAULT_ROUTING = {"CRITICAL": ["pagerduty"], "HIGH": ["slack"], "MEDIUM": ["email"], "LOW": ["dashboard"]}
 
@@ -161,7 +161,7 @@ def _rule(doc: YamlDocument, index: int, raw: dict, defaults: dict) -> RuleSpec:
 
 def _check_kind(doc: YamlDocument, index: int, raw: dict) -> None:
     """Checks a kind makes beyond the schema (e.g. step filters' regexes); raises a located ConfigError."""
-    from monitoring.rules.registry import rule_class
+    from logwarden.monitoring.rules.registry import rule_class
 
     try:
         cls = rule_class(raw["kind"])

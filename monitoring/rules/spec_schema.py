@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from monitoring.rules.registry import full_schema, kinds, registry_version
+from logwarden.monitoring.rules.registry import full_schema, kinds, registry_version
 
 log = logging.getLogger(__name__)
 

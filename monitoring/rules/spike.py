@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitoring.rules.base import NUMPY_OPERATORS
-from monitoring.rules.keys import Keys
-from monitoring.rules.registry import register_rule_class
-from monitoring.rules.spec import RuleSpec
-from monitoring.rules.spec_schema import DURATION, threshold
-from monitoring.rules.tumbling import TumblingRule, WindowResult
+from logwarden.monitoring.rules.base import NUMPY_OPERATORS
+from logwarden.monitoring.rules.keys import Keys
+from logwarden.monitoring.rules.registry import register_rule_class
+from logwarden.monitoring.rules.spec import RuleSpec
+from logwarden.monitoring.rules.spec_schema import DURATION, threshold
+from logwarden.monitoring.rules.tumbling import TumblingRule, WindowResult
 
 
 @register_rule_class

@@ -15,14 +15,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitoring.anomaly import Anomaly
-from monitoring.rules.base import NUMPY_OPERATORS, KeyAlert, Rule, sample_rows, timestamps_of
-from monitoring.rules.filters import field_values
-from monitoring.rules.keys import Keys
-from monitoring.rules.registry import register_rule_class
-from monitoring.rules.spec import RuleSpec
-from monitoring.rules.spec_schema import DURATION, OPERATORS, threshold
-from monitoring.rules.tumbling import TumblingRule, WindowResult
+from logwarden.monitoring.anomaly import Anomaly
+from logwarden.monitoring.rules.base import NUMPY_OPERATORS, KeyAlert, Rule, sample_rows, timestamps_of
+from logwarden.monitoring.rules.filters import field_values
+from logwarden.monitoring.rules.keys import Keys
+from logwarden.monitoring.rules.registry import register_rule_class
+from logwarden.monitoring.rules.spec import RuleSpec
+from logwarden.monitoring.rules.spec_schema import DURATION, OPERATORS, threshold
+from logwarden.monitoring.rules.tumbling import TumblingRule, WindowResult
 
 AGGREGATES = ["count", "sum", "avg", "min", "max", "p50", "p90", "p95", "p99"]
 

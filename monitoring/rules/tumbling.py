@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitoring.anomaly import Anomaly
-from monitoring.rules.base import KeyAlert, Rule, sample_rows, timestamps_of
-from monitoring.rules.keys import Keys
-from monitoring.rules.spec import RuleSpec
+from logwarden.monitoring.anomaly import Anomaly
+from logwarden.monitoring.rules.base import KeyAlert, Rule, sample_rows, timestamps_of
+from logwarden.monitoring.rules.keys import Keys
+from logwarden.monitoring.rules.spec import RuleSpec
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Public surface::
 
-    from processing.templates import TemplateMiner, MinerConfig, FileTemplateStore, HeaderFormat
+    from logwarden.processing.templates import TemplateMiner, MinerConfig, FileTemplateStore, HeaderFormat
 
     miner = TemplateMiner(MinerConfig(), on_new_template=print)
     match = miner.add("Connection to 10.0.0.1 failed after 3 retries")
@@ -12,13 +12,13 @@ Public surface::
 
 See ``docs/templates.md`` for the multi-worker design and id stability.
 """
-from processing.templates.config import MinerConfig
-from processing.templates.evaluation import grouping_accuracy, normalize_template, parsing_accuracy
-from processing.templates.header import HeaderFormat
-from processing.templates.masking import DEFAULT_MASKS, Masker
-from processing.templates.miner import TemplateMiner
-from processing.templates.model import TemplateInfo, TemplateMatch
-from processing.templates.store import FileTemplateStore, TemplateStore
+from logwarden.processing.templates.config import MinerConfig
+from logwarden.processing.templates.evaluation import grouping_accuracy, normalize_template, parsing_accuracy
+from logwarden.processing.templates.header import HeaderFormat
+from logwarden.processing.templates.masking import DEFAULT_MASKS, Masker
+from logwarden.processing.templates.miner import TemplateMiner
+from logwarden.processing.templates.model import TemplateInfo, TemplateMatch
+from logwarden.processing.templates.store import FileTemplateStore, TemplateStore
 
 __all__ = [
     "DEFAULT_MASKS",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from processing.templates.masking import DEFAULT_MASKS, MaskSpec
+from logwarden.processing.templates.masking import DEFAULT_MASKS, MaskSpec
 
 WILDCARD = "<*>"
 

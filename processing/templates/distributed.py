@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from processing.templates.miner import TemplateMiner
-from processing.templates.model import TemplateMatch
+from logwarden.processing.templates.miner import TemplateMiner
+from logwarden.processing.templates.model import TemplateMatch
 
 import numpy as np
 

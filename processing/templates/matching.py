@@ -5,9 +5,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from operator import eq
 
-from processing.templates.masking import SUBTOKEN_DELIMITERS
-from processing.templates.model import Cluster
-from processing.templates.params import wildcard_regex
+from logwarden.processing.templates.masking import SUBTOKEN_DELIMITERS
+from logwarden.processing.templates.model import Cluster
+from logwarden.processing.templates.params import wildcard_regex
 
 _DELIMITER_CHARS = frozenset(SUBTOKEN_DELIMITERS.replace("\\s", "").replace("\\", ""))
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
-from processing.templates import matching
-from processing.templates.config import MinerConfig
-from processing.templates.masking import Masker
-from processing.templates.model import Cluster, TemplateInfo, TemplateMatch, base_template_id
-from processing.templates.params import ParamExtractor
-from processing.templates.tree import PrefixTree
+from logwarden.processing.templates import matching
+from logwarden.processing.templates.config import MinerConfig
+from logwarden.processing.templates.masking import Masker
+from logwarden.processing.templates.model import Cluster, TemplateInfo, TemplateMatch, base_template_id
+from logwarden.processing.templates.params import ParamExtractor
+from logwarden.processing.templates.tree import PrefixTree
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class TemplateMiner:
     # ------------------------------------------------------------------ persistence hooks
     def snapshot(self) -> bytes:
         """Serialise the full miner state (config, templates, tree paths, usage) to bytes."""
-        from processing.templates.snapshot import dumps
+        from logwarden.processing.templates.snapshot import dumps
 
         return dumps(self)
 
@@ -185,7 +185,7 @@ class TemplateMiner:
         cls, data: bytes, on_new_template: NewTemplateCallback | None = None
     ) -> "TemplateMiner":
         """Rebuild a miner from :meth:`snapshot` bytes."""
-        from processing.templates.snapshot import loads
+        from logwarden.processing.templates.snapshot import loads
 
         return loads(data, cls, on_new_template)
 

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from processing.templates.model import Cluster
+from logwarden.processing.templates.model import Cluster
 
 
 @dataclass(frozen=True, slots=True)

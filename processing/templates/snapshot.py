@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from processing.templates.config import MinerConfig
-from processing.templates.model import Cluster, TemplateInfo
+from logwarden.processing.templates.config import MinerConfig
+from logwarden.processing.templates.model import Cluster, TemplateInfo
 
 if TYPE_CHECKING:
-    from processing.templates.miner import TemplateMiner
+    from logwarden.processing.templates.miner import TemplateMiner
 
 FORMAT = "logwarden.templates/1"
 _MAGIC = b"LWT1"

@@ -8,9 +8,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from processing.templates.miner import TemplateMiner
-from processing.templates.model import TemplateInfo
-from processing.templates.snapshot import decode_state, encode_state, from_state, to_state
+from logwarden.processing.templates.miner import TemplateMiner
+from logwarden.processing.templates.model import TemplateInfo
+from logwarden.processing.templates.snapshot import decode_state, encode_state, from_state, to_state
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from processing.templates.model import Cluster
+from logwarden.processing.templates.model import Cluster
 
 Node = dict[str, Any]
 

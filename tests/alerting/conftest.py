@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import pytest
 
-from alerting import AlertService, ConsoleNotifier, build_alerting
-from monitoring.anomaly import FIRING, Anomaly
+from logwarden.alerting import AlertService, ConsoleNotifier, build_alerting
+from logwarden.monitoring.anomaly import FIRING, Anomaly
 from logwarden.testing.receivers import ProtocolServer, SmtpServer, self_signed
 
 ROUTING = {"CRITICAL": ["pagerduty"], "HIGH": ["slack"], "MEDIUM": ["email"], "LOW": ["dashboard"]}

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import requests
 
-from monitoring.anomaly import RESOLVED
+from logwarden.monitoring.anomaly import RESOLVED
 from tests.alerting.conftest import anomaly, wait_for
 from logwarden.testing.cluster import free_port
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerting import history
-from monitoring.anomaly import RESOLVED
+from logwarden.alerting import history
+from logwarden.monitoring.anomaly import RESOLVED
 from tests.alerting.conftest import anomaly, wait_for
 from logwarden.testing.receivers import ProtocolServer, SmtpServer
 

@@ -10,11 +10,11 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alerting import history
-from alerting.http import make_app
+from logwarden.alerting import history
+from logwarden.alerting.http import make_app
 from logwarden.commands import alerts as alerts_command
 from logwarden.commands import silence as silence_command
-from monitoring.anomaly import RESOLVED
+from logwarden.monitoring.anomaly import RESOLVED
 from tests.alerting.conftest import anomaly
 
 
@@ -150,7 +150,7 @@ def test_resolved_closes_the_incident_for_acknowledgement(populated):
 def test_alerts_http_server_in_a_thread(populated):
     import requests
 
-    from alerting.http import AlertsHttpServer
+    from logwarden.alerting.http import AlertsHttpServer
     from logwarden.testing.cluster import free_port
 
     service, _ = populated

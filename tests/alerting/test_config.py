@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerting import build_alerting
-from alerting.config import parse_alerting
+from logwarden.alerting import build_alerting
+from logwarden.alerting.config import parse_alerting
 from logwarden.common.yamlconf import ConfigError
 from logwarden.settings import load_settings
 from tests.alerting.conftest import ROUTING

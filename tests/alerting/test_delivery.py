@@ -10,7 +10,7 @@ from collections import Counter
 
 import orjson
 
-from alerting import history
+from logwarden.alerting import history
 from tests.alerting.conftest import ROUTING, anomaly, wait_for
 
 SLACK_PATH = "/services/T000/B000/XXXX"
@@ -106,7 +106,7 @@ def test_dead_letter_after_the_last_attempt_shown_in_history_and_metrics(make_se
 
 
 def test_backoff_grows_exponentially_with_jitter():
-    from alerting.delivery.retry import backoff_delay
+    from logwarden.alerting.delivery.retry import backoff_delay
     import random
 
     rng = random.Random(7)
@@ -119,7 +119,7 @@ def test_backoff_grows_exponentially_with_jitter():
 
 CRASHING_DISPATCHER = textwrap.dedent("""
     import io, os, sys
-    from alerting import ConsoleNotifier, build_alerting
+    from logwarden.alerting import ConsoleNotifier, build_alerting
     from tests.alerting.conftest import FAST, ROUTING, anomaly
     service = build_alerting({**FAST, "slack": {"webhook_url": sys.argv[2]}}, ROUTING, sys.argv[1],
                              console=ConsoleNotifier(io.StringIO()))
@@ -192,7 +192,7 @@ def test_rate_limit_per_channel_defers_without_losing(make_service, http_server)
 
 def test_no_credentials_means_console_and_journal_only(make_service, tmp_path):
     import io
-    from alerting import ConsoleNotifier, build_alerting
+    from logwarden.alerting import ConsoleNotifier, build_alerting
 
     stream = io.StringIO()
     service = build_alerting(None, ROUTING, tmp_path / "plain", console=ConsoleNotifier(stream))
@@ -214,7 +214,7 @@ def test_no_credentials_means_console_and_journal_only(make_service, tmp_path):
 
 
 def test_a_message_caught_mid_send_by_a_crash_is_sent_again_on_restart(tmp_path, http_server, make_service):
-    from alerting.store import AlertStore
+    from logwarden.alerting.store import AlertStore
 
     alerts_dir = tmp_path / "alerts"
     first = make_service(slack(http_server), alerts_dir=alerts_dir, start=False)

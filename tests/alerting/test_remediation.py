@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from alerting import history
+from logwarden.alerting import history
 from logwarden.common.yamlconf import ConfigError
 from tests.alerting.conftest import anomaly, wait_for
 

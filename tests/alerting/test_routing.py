@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from alerting import history
-from alerting.config import parse_alerting
-from alerting.dispatch import is_open, next_opening, routes_for
-from monitoring.anomaly import RESOLVED
+from logwarden.alerting import history
+from logwarden.alerting.config import parse_alerting
+from logwarden.alerting.dispatch import is_open, next_opening, routes_for
+from logwarden.monitoring.anomaly import RESOLVED
 from tests.alerting.conftest import ROUTING, anomaly, wait_for
 from logwarden.testing.receivers import ProtocolServer
 

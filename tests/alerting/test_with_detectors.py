@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from alerting import history
-from logwarden.common.records import ANOMALY_SCHEMA_PATH
-from monitoring import load_rules
-from monitoring.engine import DetectorSet
+from logwarden.alerting import history
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
+from logwarden.monitoring import load_rules
+from logwarden.monitoring.engine import DetectorSet
 from tests.alerting.conftest import wait_for
 from logwarden.testing.receivers import ProtocolServer
 from tests.monitoring.helpers import rec, table

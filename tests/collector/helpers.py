@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 
-from collector import CollectorConfig, CollectorServer
-from collector.validation import SkewLimits
+from logwarden.collector import CollectorConfig, CollectorServer
+from logwarden.collector.validation import SkewLimits
 from logwarden.common.paths import DataDir
 
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from collector.budget import MemoryBudget
-from collector.config import CollectorConfig
+from logwarden.collector.budget import MemoryBudget
+from logwarden.collector.config import CollectorConfig
 from logwarden.common.yamlconf import ConfigError
 from logwarden.settings import load_settings
 

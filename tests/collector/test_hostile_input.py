@@ -14,9 +14,9 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.batch import BatchDecoder
-from collector.streams import NdjsonSession, SyslogSession
-from collector.validation import RecordLimits, RecordValidator, SkewLimits
+from logwarden.collector.batch import BatchDecoder
+from logwarden.collector.streams import NdjsonSession, SyslogSession
+from logwarden.collector.validation import RecordLimits, RecordValidator, SkewLimits
 from tests.collector.helpers import RunningCollector, collector_config, ndjson, record, spooled_rows
 
 NOW = 1_795_334_400.0  # 2026-11-22T08:00:00Z

@@ -9,7 +9,7 @@ import pytest
 import requests
 import zstandard
 
-from collector.openapi import openapi_document
+from logwarden.collector.openapi import openapi_document
 from tests.collector.helpers import RunningCollector, collector_config, ndjson, record, spooled_rows
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

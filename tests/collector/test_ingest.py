@@ -8,12 +8,12 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 
-from collector.decoding import split_body
-from collector.ingest import BatchPolicy, Ingestor
-from collector.metrics import CollectorMetrics
-from collector.validation import RecordValidator, SkewLimits
+from logwarden.collector.decoding import split_body
+from logwarden.collector.ingest import BatchPolicy, Ingestor
+from logwarden.collector.metrics import CollectorMetrics
+from logwarden.collector.validation import RecordValidator, SkewLimits
 from logwarden.common.paths import DataDir
-from storage import Lake
+from logwarden.storage import Lake
 
 
 def record(n: int, **extra) -> dict:

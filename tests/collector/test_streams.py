@@ -11,8 +11,8 @@ import orjson
 import pytest
 import requests
 
-from collector.config import TlsConfig
-from collector.syslog import SyslogFramer
+from logwarden.collector.config import TlsConfig
+from logwarden.collector.syslog import SyslogFramer
 from tests.collector.helpers import RunningCollector, collector_config, ndjson, record, spooled_rows
 
 RFC5424 = b'<34>1 2026-11-22T10:00:00.123Z web01 billing 42 ID7 [meta k="v"] payment failed'

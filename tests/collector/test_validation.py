@@ -6,7 +6,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from collector.validation import RecordValidator, SkewLimits
+from logwarden.collector.validation import RecordValidator, SkewLimits
 from logwarden.common.records import load_log_schema
 
 NOW = 1795334500.0  # a little after VALID's timestamp

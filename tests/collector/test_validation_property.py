@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.batch import BatchDecoder
-from collector.decoding import split_ndjson
-from collector.timestamps import ARROW_RFC3339, is_rfc3339, to_epoch_us
-from collector.validation import RecordLimits, RecordValidator, SkewLimits
+from logwarden.collector.batch import BatchDecoder
+from logwarden.collector.decoding import split_ndjson
+from logwarden.collector.timestamps import ARROW_RFC3339, is_rfc3339, to_epoch_us
+from logwarden.collector.validation import RecordLimits, RecordValidator, SkewLimits
 from logwarden.common.records import TIMESTAMP, load_log_schema
 from tests.collector.strategies import clean_records, records, timestamps
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from logwarden.common.paths import DataDir
-from processing.aggregate import minute_aggregates
-from storage import Lake
+from logwarden.processing.aggregate import minute_aggregates
+from logwarden.storage import Lake
 from tests.storage.sample import rows, table
 
 SERVICES = ("api", "billing", "search")

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-import dashboard
+from logwarden import dashboard
 from tests.dashboard.browser import Chromium, find_chromium
 from tests.dashboard.fixtures import make_data_dir
 

@@ -5,8 +5,8 @@ import math
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from dashboard.app import DashboardData
-from dashboard.sources import OutboxSource, alert_source
+from logwarden.dashboard.app import DashboardData
+from logwarden.dashboard.sources import OutboxSource, alert_source
 from tests.dashboard.fixtures import make_data_dir
 
 

@@ -9,7 +9,7 @@ import sys
 import orjson
 import pytest
 
-from storage import Lake, query
+from logwarden.storage import Lake, query
 from tests.e2e.cluster import StackProcess
 from tests.e2e.traffic import incident_records, ndjson, normal_records, time_chunks
 

@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from logwarden.commands import feedback as feedback_command
-from monitoring.ml import FeedbackStore, MlRule, feedback_routes
-from processing.templates import TemplateMiner
+from logwarden.monitoring.ml import FeedbackStore, MlRule, feedback_routes
+from logwarden.processing.templates import TemplateMiner
 from tests.monitoring.helpers import rec, table
 
 
@@ -82,8 +82,8 @@ def test_http_endpoint_records_verdicts(tmp_path):
 
 
 def test_false_positive_sessions_join_the_next_training(tmp_path):
-    from monitoring.ml.training import train_model
-    from monitoring.ml.schema import MlConfig
+    from logwarden.monitoring.ml.training import train_model
+    from logwarden.monitoring.ml.schema import MlConfig
 
     store = FeedbackStore.for_data_dir(tmp_path)
     store.record("a1", "flow", "session", "req-1", "x->y", 9.0, 0.99, {"sequence": ["a", "odd", "c"]})
@@ -104,9 +104,9 @@ def test_false_positive_sessions_join_the_next_training(tmp_path):
 
 
 def test_flagged_windows_are_left_out_of_the_next_training(traffic_run):
-    from monitoring.ml.features import window_features
-    from monitoring.ml.schema import MlConfig
-    from monitoring.ml.training import train_model
+    from logwarden.monitoring.ml.features import window_features
+    from logwarden.monitoring.ml.schema import MlConfig
+    from logwarden.monitoring.ml.training import train_model
     from tests.ml.traffic import minute_us
 
     _, history, live, _ = traffic_run

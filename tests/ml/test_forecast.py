@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitoring.ml import MlRule
-from monitoring.ml.forecast import Holt, first_crossing
+from logwarden.monitoring.ml import MlRule
+from logwarden.monitoring.ml.forecast import Holt, first_crossing
 from tests.ml.traffic import Incident, Traffic
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from monitoring.ml import MlRule
-from processing.templates import TemplateMiner
+from logwarden.monitoring.ml import MlRule
+from logwarden.processing.templates import TemplateMiner
 from tests.monitoring.helpers import rec, table
 
 SPEC = {"name": "new_patterns", "kind": "ml", "severity": "LOW", "model": "new_template", "learn_for": "10m",

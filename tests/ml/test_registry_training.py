@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from monitoring.ml import MlRule, ModelRegistry, retrain_due, train_and_save
-from monitoring.ml.training import read_history
-from storage.lake import Lake
+from logwarden.monitoring.ml import MlRule, ModelRegistry, retrain_due, train_and_save
+from logwarden.monitoring.ml.training import read_history
+from logwarden.storage.lake import Lake
 
 WINDOW_SPEC = {"name": "svc_windows", "kind": "ml", "severity": "HIGH", "model": "window",
                "min_duration": "3m", "retrain_every": "1d"}

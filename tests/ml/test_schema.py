@@ -6,7 +6,7 @@ import copy
 import jsonschema
 import pytest
 
-from monitoring.ml import ML_RULE_SCHEMA, MlConfig, MlRule
+from logwarden.monitoring.ml import ML_RULE_SCHEMA, MlConfig, MlRule
 
 GOOD = [
     {"name": "svc_windows", "kind": "ml", "model": "window", "severity": "HIGH", "min_duration": "3m",
@@ -59,7 +59,7 @@ def test_paths_come_from_the_spec():
 
 
 def test_a_rule_spec_whose_source_is_the_rule_dict_builds_with_the_file_defaults():
-    from monitoring.rules.spec import RuleSpec, Threshold
+    from logwarden.monitoring.rules.spec import RuleSpec, Threshold
 
     raw = {**GOOD[0], "_defaults": {"realert": "1m", "allowed_lateness": "30s"}}
     spec = RuleSpec(name=raw["name"], kind="ml", severity="HIGH", threshold=Threshold(">", 0), source=raw)
@@ -68,10 +68,10 @@ def test_a_rule_spec_whose_source_is_the_rule_dict_builds_with_the_file_defaults
 
 
 def test_rules_file_with_ml_rules_parses_when_the_kind_is_registered():
-    registry = pytest.importorskip("monitoring.rules.registry")
+    registry = pytest.importorskip("logwarden.monitoring.rules.registry")
     if "ml" not in registry.kinds():
         pytest.skip("kind 'ml' is not registered in monitoring.rules yet")
-    from monitoring.rules import parse_rules
+    from logwarden.monitoring.rules import parse_rules
 
     text = """
 rules:

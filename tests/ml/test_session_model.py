@@ -5,9 +5,9 @@ import csv
 
 import pyarrow as pa
 
-from monitoring.ml import MlRule
-from monitoring.ml.session_model import NextEventModel, fit_session_model
-from monitoring.ml.sessions import SessionTracker
+from logwarden.monitoring.ml import MlRule
+from logwarden.monitoring.ml.session_model import NextEventModel, fit_session_model
+from logwarden.monitoring.ml.sessions import SessionTracker
 from tests.ml.traffic import Incident, minute_us
 from tests.monitoring.helpers import rec, table
 

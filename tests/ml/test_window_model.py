@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from monitoring.ml import MlRule
-from monitoring.ml.features import FEATURES, window_features
-from monitoring.ml.window_model import fit_window_model
+from logwarden.monitoring.ml import MlRule
+from logwarden.monitoring.ml.features import FEATURES, window_features
+from logwarden.monitoring.ml.window_model import fit_window_model
 from tests.ml.traffic import Incident, minute_us
 
 SPEC = {"name": "svc_windows", "kind": "ml", "severity": "HIGH", "model": "window", "min_duration": "3m",

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from logwarden.common.records import record_schema
-from processing.templates import TemplateMiner
+from logwarden.processing.templates import TemplateMiner
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 MINUTE = 60.0

@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 
-from logwarden.common.records import ANOMALY_SCHEMA_PATH
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
 from logwarden.common.yamlconf import ConfigError
-from monitoring import DetectorSet, load_rules, parse_rules
-from monitoring.rules import build_rule
-from monitoring.rules.filters import compile_filter
+from logwarden.monitoring import DetectorSet, load_rules, parse_rules
+from logwarden.monitoring.rules import build_rule
+from logwarden.monitoring.rules.filters import compile_filter
 
 from tests.monitoring.helpers import rec, table
 
@@ -236,7 +236,7 @@ def test_state_survives_pickling_mid_stream():
 
 
 def test_sharded_rows_plus_event_time_give_the_same_alerts():
-    from monitoring.sharding import newest_event_us, split_by_key
+    from logwarden.monitoring.sharding import newest_event_us, split_by_key
 
     specs = list(_spec_file().values())
     rows = sorted(_traffic(), key=lambda r: r["timestamp"])
@@ -271,9 +271,9 @@ def test_the_examples_in_the_rules_file_header_are_valid_rules():
 
 
 def test_a_new_kind_plugs_into_the_registry():
-    from monitoring.rules import register_kind
-    from monitoring.rules.base import Rule
-    from monitoring.rules.registry import unregister_kind
+    from logwarden.monitoring.rules import register_kind
+    from logwarden.monitoring.rules.base import Rule
+    from logwarden.monitoring.rules.registry import unregister_kind
 
     class EveryErrorRule(Rule):
         kind = "every_error"
@@ -299,7 +299,7 @@ def test_a_new_kind_plugs_into_the_registry():
 
 
 def test_ml_rules_are_a_registered_kind():
-    pytest.importorskip("monitoring.ml")
+    pytest.importorskip("logwarden.monitoring.ml")
     spec = rules("  - {name: forecast, kind: ml, model: forecast, threshold: {op: '>', value: 0.2}, severity: LOW}")
     rule = build_rule(spec["forecast"])
     assert type(rule).__name__ == "MlRule" and pickle.loads(pickle.dumps(rule)).spec.name == "forecast"

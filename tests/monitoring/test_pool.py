@@ -13,9 +13,9 @@ import time
 import pyarrow as pa
 import pytest
 
-from logwarden.common.records import ANOMALY_SCHEMA_PATH
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
 from logwarden.common.yamlconf import ConfigError
-from monitoring import DetectorSet, load_rules, parse_rules
+from logwarden.monitoring import DetectorSet, load_rules, parse_rules
 
 from tests.monitoring.helpers import rec, table
 
@@ -69,7 +69,7 @@ def ids(anomalies):
 
 
 def test_sharded_pool_raises_the_in_process_alerts(ray_session):
-    from monitoring.actors import DetectorPool
+    from logwarden.monitoring.actors import DetectorPool
 
     rules = parse_rules(SHARDED)
     batches = traffic()
@@ -90,7 +90,7 @@ def test_sharded_pool_raises_the_in_process_alerts(ray_session):
 
 
 def test_killed_actor_resumes_from_its_checkpoint(ray_session, tmp_path):
-    from monitoring.actors import DetectorPool
+    from logwarden.monitoring.actors import DetectorPool
 
     rules = parse_rules(SHARDED)
     batches = traffic()
@@ -114,7 +114,7 @@ def test_killed_actor_resumes_from_its_checkpoint(ray_session, tmp_path):
 
 def test_live_edit_reloads_keeps_state_and_refuses_bad_edits(ray_session, tmp_path):
     from logwarden.rules_watch import RulesWatcher
-    from monitoring.actors import DetectorPool
+    from logwarden.monitoring.actors import DetectorPool
 
     path = tmp_path / "rules.yaml"
     path.write_text(SEED)
@@ -177,8 +177,8 @@ ML_RULES = SEED + """
 
 
 def test_an_ml_rule_runs_on_ray_beside_the_rules(ray_session):
-    from monitoring.actors import DetectorPool
-    from processing.templates import TemplateMiner
+    from logwarden.monitoring.actors import DetectorPool
+    from logwarden.processing.templates import TemplateMiner
 
     miner = TemplateMiner()
 

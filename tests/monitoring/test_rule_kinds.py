@@ -1,9 +1,9 @@
 """Rule kinds in event time: they fire exactly at their thresholds, throttle, resolve, and do not flap."""
 from __future__ import annotations
 
-from logwarden.common.records import ANOMALY_SCHEMA_PATH
-from monitoring import DetectorSet, load_rules
-from monitoring.rules import build_rule
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
+from logwarden.monitoring import DetectorSet, load_rules
+from logwarden.monitoring.rules import build_rule
 
 from tests.monitoring.helpers import rec, table
 

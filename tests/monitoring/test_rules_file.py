@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from logwarden.common.records import ANOMALY_SCHEMA_PATH
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
 from logwarden.common.yamlconf import ConfigError
-from monitoring import load_rules, parse_rules
+from logwarden.monitoring import load_rules, parse_rules
 
 SEED = ANOMALY_SCHEMA_PATH.read_text()
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
-from logwarden.common.records import ANOMALY_SCHEMA_PATH
-from monitoring import DetectorSet, load_rules
-from monitoring.replay import alert_lines
+from logwarden.schemas import ANOMALY_SCHEMA_PATH
+from logwarden.monitoring import DetectorSet, load_rules
+from logwarden.monitoring.replay import alert_lines
 
 from tests.monitoring.helpers import T0, rec, table
 
@@ -60,7 +60,7 @@ def test_rules_test_prints_the_engine_alerts_deterministically(tmp_path):
 
 
 def test_rules_test_reads_the_lake_between_since_and_until(tmp_path):
-    from storage.lake import Lake
+    from logwarden.storage.lake import Lake
 
     rows = write_logs(tmp_path / "app.ndjson")
     lake = Lake(tmp_path / "data" / "lake")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from logwarden.common.records import REPO_SCHEMAS
+from logwarden.schemas import SERVICE_INVENTORY_PATH
 from logwarden.common.yamlconf import ConfigError
-from processing.aggregate import minute_aggregates, user_errors
-from processing.enrich import Inventory
+from logwarden.processing.aggregate import minute_aggregates, user_errors
+from logwarden.processing.enrich import Inventory
 from tests.monitoring.helpers import rec, table
 
 
@@ -17,7 +17,7 @@ def templated(records: list[dict], template_ids: list[str]) -> pa.Table:
 
 
 def test_inventory_adds_team_tier_environment_and_host():
-    inventory = Inventory.load(REPO_SCHEMAS / "service_inventory.yaml")
+    inventory = Inventory.load(SERVICE_INVENTORY_PATH)
     records = table([rec(0, "payment-service", attributes='{"host":"pay-2","zone":"a"}'), rec(1, "unknown-svc")])
     enriched = inventory.enrich(records).select(["service", "team", "tier", "environment", "host"]).to_pylist()
     assert enriched == [

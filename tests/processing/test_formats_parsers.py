@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from processing.formats import detect, parse, read_records
+from logwarden.formats import detect, parse, read_records
 
 UTC = timezone.utc
 

@@ -14,9 +14,9 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processing.formats import FORMATS, ParsedRecord, detect, detect_stream, parse, read_records, registry
-from processing.formats.registry import Parser
-from processing.formats.text import TextParser, sniff as text_sniff
+from logwarden.formats import FORMATS, ParsedRecord, detect, detect_stream, parse, read_records, registry
+from logwarden.formats.registry import Parser
+from logwarden.formats.text import TextParser, sniff as text_sniff
 
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 PREFIXES = [b"", b"<34>", b"<165>1 ", b"{", b"[", b"CEF:0|", b"LEEF:1.0|", b"Oct 11 22:14:15 ",

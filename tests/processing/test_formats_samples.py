@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from processing.formats import RawRecord, detect, parse, read_records
+from logwarden.formats import RawRecord, detect, parse, read_records
 
 ACCESS, JSON, LOGFMT, TEXT = "access-log", "json", "logfmt", "text"
 S3164, S5424, WIN, CT, PAN = "syslog-rfc3164", "syslog-rfc5424", "windows-event", "cloudtrail", "panos"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from processing.formats import detect, parse
-from processing.formats.syslog3164 import parse as parse_3164
+from logwarden.formats import detect, parse
+from logwarden.formats.syslog3164 import parse as parse_3164
 
 VECTORS = {"go-syslog_rfc5424_machine_test_vectors.jsonl": "syslog-rfc5424",
            "go-syslog_rfc3164_machine_test_vectors.jsonl": "syslog-rfc3164"}

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from processing.formats import parse, read_records
-from processing.masking import Masker, MaskingConfig, Rule, luhn_ok, mask_record, mask_text
+from logwarden.formats import parse, read_records
+from logwarden.processing.masking import Masker, MaskingConfig, Rule, luhn_ok, mask_record, mask_text
 
 
 def sample_lines(shared_data: Path, rel: str) -> list[bytes]:
@@ -115,7 +115,7 @@ def test_mask_record_by_key_and_value() -> None:
 
 
 def test_prose_after_the_word_token_is_kept():
-    from processing.masking import mask_text
+    from logwarden.processing.masking import mask_text
 
     assert mask_text("Token refreshed for user u-1") == "Token refreshed for user u-1"
     assert mask_text("token ab12cd34ef") == "token ***"
@@ -125,7 +125,7 @@ def test_prose_after_the_word_token_is_kept():
 def test_mask_array_equals_mask_text_row_by_row(shared_data):
     import pyarrow as pa
 
-    from processing.masking import Masker
+    from logwarden.processing.masking import Masker
 
     masker = Masker()
     lines = []

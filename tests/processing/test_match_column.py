@@ -5,8 +5,8 @@ import csv
 
 import pyarrow as pa
 
-from processing.templates import MinerConfig, TemplateMiner
-from processing.templates.distributed import match_column, match_partition
+from logwarden.processing.templates import MinerConfig, TemplateMiner
+from logwarden.processing.templates.distributed import match_column, match_partition
 
 
 def loghub_messages(shared_data) -> list[str]:

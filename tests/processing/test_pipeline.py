@@ -10,12 +10,12 @@ import time
 import pytest
 from distributed import Client, LocalCluster
 
-from collector.spool import Spool
-from collector.validation import RecordValidator, SkewLimits
+from logwarden.collector.spool import Spool
+from logwarden.collector.validation import RecordValidator, SkewLimits
 from logwarden.common.paths import DataDir
-from processing.pipeline import SpoolProcessor
-from processing.templates import FileTemplateStore
-from storage import Lake, query
+from logwarden.processing.pipeline import SpoolProcessor
+from logwarden.processing.templates import FileTemplateStore
+from logwarden.storage import Lake, query
 
 pytestmark = pytest.mark.cluster
 VALIDATOR = RecordValidator(skew=SkewLimits(max_future=1e10, max_past=1e10))
@@ -117,8 +117,8 @@ def test_killed_workers_mid_batch_leave_each_record_in_the_lake_once(tmp_path, c
 def test_backfill_reprocesses_a_time_range_in_place(tmp_path, client):
     from datetime import datetime, timezone
 
-    from processing.backfill import batches_in_range, stage_batches
-    from processing.masking import MaskingConfig
+    from logwarden.processing.backfill import batches_in_range, stage_batches
+    from logwarden.processing.masking import MaskingConfig
 
     paths = DataDir.at(tmp_path).create()
     total = spool_batches(paths, batches=3, size=200)

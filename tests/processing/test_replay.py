@@ -7,7 +7,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from collector.deadletter import DeadLetterStore
+from logwarden.collector.deadletter import DeadLetterStore
 from logwarden.replay import parse_speed, replay_files
 
 

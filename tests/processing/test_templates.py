@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from processing.templates import (
+from logwarden.processing.templates import (
     HeaderFormat,
     MinerConfig,
     TemplateInfo,

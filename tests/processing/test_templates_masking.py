@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from processing.templates import HeaderFormat, Masker
-from processing.templates.evaluation import grouping_accuracy, normalize_template, parsing_accuracy
+from logwarden.processing.templates import HeaderFormat, Masker
+from logwarden.processing.templates.evaluation import grouping_accuracy, normalize_template, parsing_accuracy
 
 
 @pytest.fixture(scope="module")

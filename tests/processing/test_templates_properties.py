@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processing.templates import TemplateMiner
+from logwarden.processing.templates import TemplateMiner
 
 WORDS = st.sampled_from(["error", "user", "Connection", "to", "failed", "(uid=0)", "key=value,", "x.y.z"])
 VARIABLES = st.one_of(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from processing.templates import FileTemplateStore, MinerConfig, TemplateMiner, grouping_accuracy
-from processing.templates.distributed import BatchCoordinator, match_partition
+from logwarden.processing.templates import FileTemplateStore, MinerConfig, TemplateMiner, grouping_accuracy
+from logwarden.processing.templates.distributed import BatchCoordinator, match_partition
 from tests.processing.test_templates import load_loghub
 
 

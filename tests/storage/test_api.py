@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from storage import Lake
-from storage.api import search_app
+from logwarden.storage import Lake
+from logwarden.storage.api import search_app
 from tests.storage.sample import rows, table
 
 TOKENS = {"tok-acme": "acme", "tok-globex": "globex"}
@@ -103,7 +103,7 @@ def test_bad_parameters_answer_400(lake_root):
 def test_search_server_in_a_thread(lake_root):
     import requests
 
-    from storage.api import SearchServer
+    from logwarden.storage.api import SearchServer
 
     server = SearchServer(lake_root, TOKENS, port=0).start()
     try:

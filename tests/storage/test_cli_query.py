@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from logwarden.commands import query as query_command
-from storage import Lake
+from logwarden.storage import Lake
 from tests.storage.sample import T0, rows, table
 
 

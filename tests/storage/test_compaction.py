@@ -11,12 +11,12 @@ import pytest
 
 from logwarden.common.records import record_schema
 from logwarden.common.yamlconf import ConfigError
-from processing.aggregate import minute_aggregates
-from processing.backfill import batch_records, batches_in_range
-from storage import Lake, query
-from storage.compaction import CompactionPolicy, compact_small_files
-from storage.journal import JOURNAL
-from storage.lake import parquet_files
+from logwarden.processing.aggregate import minute_aggregates
+from logwarden.processing.backfill import batch_records, batches_in_range
+from logwarden.storage import Lake, query
+from logwarden.storage.compaction import CompactionPolicy, compact_small_files
+from logwarden.storage.journal import JOURNAL
+from logwarden.storage.lake import parquet_files
 from tests.monitoring.helpers import rec
 
 POLICY = CompactionPolicy(min_files=4, settle_seconds=60, grace_seconds=300)
@@ -124,8 +124,8 @@ def test_policy_is_checked_on_load():
 
 
 def test_the_scheduler_merges_in_the_background_and_storage_config_sets_it(tmp_path):
-    from storage.compaction import CompactionScheduler
-    from storage.config import StorageConfig
+    from logwarden.storage.compaction import CompactionScheduler
+    from logwarden.storage.config import StorageConfig
 
     config = StorageConfig.from_dict({"compaction": {"min_files": 4, "settle": "0s", "interval": "1s"}})
     assert config.compaction == CompactionPolicy(min_files=4, settle_seconds=0, interval_seconds=1)

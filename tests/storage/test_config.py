@@ -6,9 +6,9 @@ import time
 import pytest
 
 from logwarden.common.yamlconf import ConfigError, parse_yaml
-from storage import Lake
-from storage.config import StorageConfig
-from storage.retention import RetentionPolicy, RetentionScheduler
+from logwarden.storage import Lake
+from logwarden.storage.config import StorageConfig
+from logwarden.storage.retention import RetentionPolicy, RetentionScheduler
 from tests.storage.sample import rows, table
 
 EXAMPLE = """

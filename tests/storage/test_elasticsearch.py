@@ -11,7 +11,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 from logwarden.common.yamlconf import ConfigError
-from storage.elasticsearch import ElasticsearchConfig, ElasticsearchSink
+from logwarden.storage.elasticsearch import ElasticsearchConfig, ElasticsearchSink
 from tests.storage.sample import rows, table
 
 osmem = pytest.importorskip("osmem_server", reason="osmem-server is not installed (pip install osmem-server)")
@@ -172,9 +172,9 @@ def test_slow_cluster_shrinks_bulks_and_blocks_the_caller(server):
 
 
 def test_reindex_from_the_lake_fills_a_gap(server, tmp_path):
-    from storage import Lake
-    from storage.elasticsearch import reindex
-    from storage.search import SearchRequest
+    from logwarden.storage import Lake
+    from logwarden.storage.elasticsearch import reindex
+    from logwarden.storage.search import SearchRequest
 
     lake = Lake(tmp_path / "lake")
     records = rows(90, prefix="g")
@@ -187,7 +187,7 @@ def test_reindex_from_the_lake_fills_a_gap(server, tmp_path):
 
 
 def test_unreachable_cluster_raises_then_fails_fast():
-    from storage.elasticsearch import SinkUnavailable
+    from logwarden.storage.elasticsearch import SinkUnavailable
 
     sink = ElasticsearchSink(config("http://127.0.0.1:9", "lwe", max_retries=2, breaker_cooldown_seconds=60))
     with pytest.raises(SinkUnavailable):

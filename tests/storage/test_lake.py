@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from logwarden.common.records import record_schema
-from storage import Lake, query
+from logwarden.storage import Lake, query
 
 from tests.monitoring.helpers import rec
 

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from logwarden.common.yamlconf import ConfigError
-from processing.aggregate import minute_aggregates
-from storage import Lake, query
-from storage.retention import JOURNAL, RetentionPolicy, plan, run_retention
+from logwarden.processing.aggregate import minute_aggregates
+from logwarden.storage import Lake, query
+from logwarden.storage.retention import JOURNAL, RetentionPolicy, plan, run_retention
 from tests.storage.sample import rows, table
 
 NOW = datetime(2027, 1, 31, 12, 0, tzinfo=timezone.utc)

@@ -10,9 +10,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from storage import Lake
-from storage.export import write_file, write_stream
-from storage.search import (AggregateRequest, SearchError, SearchRequest, aggregate, count, files_for,
+from logwarden.storage import Lake
+from logwarden.storage.export import write_file, write_stream
+from logwarden.storage.search import (AggregateRequest, SearchError, SearchRequest, aggregate, count, files_for,
                             open_search, parse_time, search)
 from tests.storage.sample import T0, rows, table
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from storage.columns import column_names
-from storage.sqlguard import UnsafeCondition, validate_condition
+from logwarden.storage.columns import column_names
+from logwarden.storage.sqlguard import UnsafeCondition, validate_condition
 
 ALLOWED = [
     "level = 'ERROR' AND duration_ms > 250",

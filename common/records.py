@@ -12,10 +12,8 @@ from typing import Any
 import pyarrow as pa
 
 from logwarden.common.yamlconf import load_yaml
+from logwarden.schemas import LOG_SCHEMA_PATH
 
-REPO_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-LOG_SCHEMA_PATH = REPO_SCHEMAS / "log_schema.yaml"
-ANOMALY_SCHEMA_PATH = REPO_SCHEMAS / "anomaly_schema.yaml"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 SYSTEM_FIELDS: tuple[pa.Field, ...] = (
