@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= ./data
 ARGS ?=
 
-.PHONY: run test setup bench clean
+.PHONY: run test lint setup bench clean
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml environment/setup.sh
 	bash environment/setup.sh
@@ -16,7 +16,11 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	@bash environment/install-browser.sh
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 
 bench: $(VENV)/.installed
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from . import registry
-from .common import error_record
-from .detect import Detection, detect, detect_stream
-from .files import RawRecord, read_records
-from .record import LEVELS, ParsedRecord
+from logwarden.formats import registry
+from logwarden.formats.common import error_record
+from logwarden.formats.detect import Detection, detect, detect_stream
+from logwarden.formats.files import RawRecord, read_records
+from logwarden.formats.record import LEVELS, ParsedRecord
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from . import levels, timestamps
-from .common import MAX_RECORD_BYTES, as_float, as_int, as_str, clip, decode, error_record
-from .record import ParsedRecord
+from logwarden.formats import levels, timestamps
+from logwarden.formats.common import MAX_RECORD_BYTES, as_float, as_int, as_str, clip, decode, error_record
+from logwarden.formats.record import ParsedRecord
 
 NAME = "access-log"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import levels, timestamps
-from .common import MAX_RECORD_BYTES, as_str, clip, decode, error_record
-from .record import ParsedRecord
-from .syslog3164 import split_header
+from logwarden.formats import levels, timestamps
+from logwarden.formats.common import MAX_RECORD_BYTES, as_str, clip, decode, error_record
+from logwarden.formats.record import ParsedRecord
+from logwarden.formats.syslog3164 import split_header
 
 NAME = "cef"
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import levels, timestamps
-from .common import as_str, clip, error_record
-from .json_app import loads
-from .record import ParsedRecord
+from logwarden.formats import levels, timestamps
+from logwarden.formats.common import as_str, clip, error_record
+from logwarden.formats.json_app import loads
+from logwarden.formats.record import ParsedRecord
 
 NAME = "cloudtrail"
 

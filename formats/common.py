@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from .record import ParsedRecord
+from logwarden.formats.record import ParsedRecord
 
 #: Records larger than this are not parsed structurally: they become truncated text records.
 MAX_RECORD_BYTES = 1 << 20

@@ -7,10 +7,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from . import (access_log, cef, cloudtrail, leef, logfmt, panos, syslog3164, syslog5424, text,
+from logwarden.formats import (access_log, cef, cloudtrail, leef, logfmt, panos, syslog3164, syslog5424, text,
                windows_event)
-from .common import BOM, MAX_RECORD_BYTES, to_bytes
-from .files import RawRecord
+from logwarden.formats.common import BOM, MAX_RECORD_BYTES, to_bytes
+from logwarden.formats.files import RawRecord
 
 #: How many records :func:`detect_stream` samples.
 STREAM_SAMPLE = 500

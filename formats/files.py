@@ -19,7 +19,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-from .common import MAX_RECORD_BYTES
+from logwarden.formats.common import MAX_RECORD_BYTES
 
 log = logging.getLogger(__name__)
 

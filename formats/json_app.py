@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from . import levels, timestamps
-from .common import (MAX_RECORD_BYTES, as_float, as_str, clip, drop, error_record, pick)
-from .record import ParsedRecord
+from logwarden.formats import levels, timestamps
+from logwarden.formats.common import (MAX_RECORD_BYTES, as_float, as_str, clip, drop, error_record, pick)
+from logwarden.formats.record import ParsedRecord
 
 NAME = "json"
 

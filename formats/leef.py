@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import timestamps
-from .cef import severity_level
-from .common import MAX_RECORD_BYTES, as_str, clip, decode, error_record
-from .record import ParsedRecord
-from .syslog3164 import split_header
+from logwarden.formats import timestamps
+from logwarden.formats.cef import severity_level
+from logwarden.formats.common import MAX_RECORD_BYTES, as_str, clip, decode, error_record
+from logwarden.formats.record import ParsedRecord
+from logwarden.formats.syslog3164 import split_header
 
 NAME = "leef"
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-from .common import MAX_RECORD_BYTES, decode, error_record
-from .json_app import map_fields
-from .record import ParsedRecord
+from logwarden.formats.common import MAX_RECORD_BYTES, decode, error_record
+from logwarden.formats.json_app import map_fields
+from logwarden.formats.record import ParsedRecord
 
 NAME = "logfmt"
 

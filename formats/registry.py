@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from . import (access_log, cef, cloudtrail, json_app, leef, logfmt, panos, syslog3164, syslog5424,
+from logwarden.formats import (access_log, cef, cloudtrail, json_app, leef, logfmt, panos, syslog3164, syslog5424,
                text, windows_event)
-from .record import ParsedRecord
+from logwarden.formats.record import ParsedRecord
 
 
 class Parser(NamedTuple):

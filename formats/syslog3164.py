@@ -10,9 +10,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from . import levels, timestamps
-from .common import MAX_RECORD_BYTES, clip, decode, error_record
-from .record import ParsedRecord
+from logwarden.formats import levels, timestamps
+from logwarden.formats.common import MAX_RECORD_BYTES, clip, decode, error_record
+from logwarden.formats.record import ParsedRecord
 
 NAME = "syslog-rfc3164"
 

@@ -5,9 +5,9 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import levels
-from .common import BOM, MAX_RECORD_BYTES, clip, error_record
-from .record import ParsedRecord
+from logwarden.formats import levels
+from logwarden.formats.common import BOM, MAX_RECORD_BYTES, clip, error_record
+from logwarden.formats.record import ParsedRecord
 
 NAME = "syslog-rfc5424"
 

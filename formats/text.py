@@ -9,10 +9,10 @@ import re
 from collections.abc import Sequence
 import orjson
 
-from . import levels, timestamps
-from .common import MAX_RECORD_BYTES, clip, decode
-from .json_app import map_fields
-from .record import ParsedRecord
+from logwarden.formats import levels, timestamps
+from logwarden.formats.common import MAX_RECORD_BYTES, clip, decode
+from logwarden.formats.json_app import map_fields
+from logwarden.formats.record import ParsedRecord
 
 NAME = "text"
 

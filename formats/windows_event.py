@@ -5,11 +5,11 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from . import levels, timestamps
-from .common import MAX_RECORD_BYTES, as_int, as_str, clip, decode, error_record
-from .json_app import loads
-from .record import ParsedRecord
-from .syslog3164 import split_header
+from logwarden.formats import levels, timestamps
+from logwarden.formats.common import MAX_RECORD_BYTES, as_int, as_str, clip, decode, error_record
+from logwarden.formats.json_app import loads
+from logwarden.formats.record import ParsedRecord
+from logwarden.formats.syslog3164 import split_header
 
 NAME = "windows-event"
 

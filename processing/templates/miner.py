@@ -9,6 +9,7 @@ from logwarden.processing.templates.config import MinerConfig
 from logwarden.processing.templates.masking import Masker
 from logwarden.processing.templates.model import Cluster, TemplateInfo, TemplateMatch, base_template_id
 from logwarden.processing.templates.params import ParamExtractor
+from logwarden.processing.templates.snapshot import dumps as snapshot_dumps, loads as snapshot_loads
 from logwarden.processing.templates.tree import PrefixTree
 
 logger = logging.getLogger(__name__)
@@ -176,18 +177,14 @@ class TemplateMiner:
     # ------------------------------------------------------------------ persistence hooks
     def snapshot(self) -> bytes:
         """Serialise the full miner state (config, templates, tree paths, usage) to bytes."""
-        from logwarden.processing.templates.snapshot import dumps
-
-        return dumps(self)
+        return snapshot_dumps(self)
 
     @classmethod
     def from_snapshot(
         cls, data: bytes, on_new_template: NewTemplateCallback | None = None
     ) -> "TemplateMiner":
         """Rebuild a miner from :meth:`snapshot` bytes."""
-        from logwarden.processing.templates.snapshot import loads
-
-        return loads(data, cls, on_new_template)
+        return snapshot_loads(data, cls, on_new_template)
 
     def _clusters_in_order(self) -> list[Cluster]:
         return list(self._clusters.values())

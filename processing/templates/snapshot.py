@@ -4,21 +4,29 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from logwarden.processing.templates.config import MinerConfig
 from logwarden.processing.templates.model import Cluster, TemplateInfo
 
-if TYPE_CHECKING:
-    from logwarden.processing.templates.miner import TemplateMiner
+
+class SnapshotMiner(Protocol):
+    """What a snapshot needs of a miner (the miner imports this module, not the other way round)."""
+
+    config: MinerConfig
+
+    def _clusters_in_order(self) -> list[Cluster]: ...
+
+    def _restore_cluster(self, cluster: Cluster, length: int) -> None: ...
+
 
 FORMAT = "logwarden.templates/1"
 _MAGIC = b"LWT1"
 
 
-def to_state(miner: "TemplateMiner") -> dict[str, Any]:
+def to_state(miner: SnapshotMiner) -> dict[str, Any]:
     """The miner's state as JSON-compatible data: config and clusters in creation order."""
     clusters = []
     for cluster in miner._clusters_in_order():
@@ -38,9 +46,9 @@ def to_state(miner: "TemplateMiner") -> dict[str, Any]:
 
 def from_state(
     state: dict[str, Any],
-    miner_cls: type["TemplateMiner"],
+    miner_cls: Callable[..., SnapshotMiner],
     on_new_template: Callable[[TemplateInfo], None] | None = None,
-) -> "TemplateMiner":
+) -> Any:
     """Rebuild a miner from :func:`to_state` data."""
     if state.get("format") != FORMAT:
         raise ValueError(f"unsupported template state format: {state.get('format')!r}")
@@ -62,16 +70,16 @@ def from_state(
     return miner
 
 
-def dumps(miner: "TemplateMiner") -> bytes:
+def dumps(miner: SnapshotMiner) -> bytes:
     """Compressed JSON bytes of the miner state (what workers receive as a snapshot)."""
     return _MAGIC + zlib.compress(encode_state(to_state(miner)), 6)
 
 
 def loads(
     data: bytes,
-    miner_cls: type["TemplateMiner"],
+    miner_cls: Callable[..., SnapshotMiner],
     on_new_template: Callable[[TemplateInfo], None] | None = None,
-) -> "TemplateMiner":
+) -> Any:
     """Inverse of :func:`dumps`."""
     if not data.startswith(_MAGIC):
         raise ValueError("not a logwarden template snapshot")
