@@ -9,6 +9,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from logwarden.common.durations import format_duration
+from logwarden.common.tenants import DEFAULT_TENANT
 from logwarden.monitoring.anomaly import RESOLVED, Anomaly
 
 SEVERITY_COLOURS = {"CRITICAL": "#B71C1C", "HIGH": "#E65100", "MEDIUM": "#F9A825", "LOW": "#1565C0"}
@@ -47,9 +48,11 @@ def service_of(anomaly: Anomaly) -> str:
 
 
 def title(anomaly: Anomaly) -> str:
-    """A one-line headline."""
+    """A one-line headline (the key after its tenant, for a tenant other than the default)."""
     state = "RESOLVED" if anomaly.status == RESOLVED else anomaly.severity
-    return f"[{state}] {anomaly.rule} · {anomaly.key}"
+    tenant = getattr(anomaly, "tenant", DEFAULT_TENANT) or DEFAULT_TENANT
+    key = anomaly.key if tenant == DEFAULT_TENANT else f"{tenant}/{anomaly.key}"
+    return f"[{state}] {anomaly.rule} · {key}"
 
 
 def summary(anomaly: Anomaly) -> str:

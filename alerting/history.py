@@ -1,6 +1,12 @@
 """The alert history, read by the CLI, the HTTP handlers and the dashboard: plain dicts.
 
 Every function takes the alerts folder (``<data-dir>/alerts``) or an open :class:`AlertStore`.
+
+Tenants: an alert belongs to the tenant whose records raised it. ``list_alerts``, ``get_alert``,
+``acknowledge``, ``counts`` and ``response_times`` take ``tenant``: None (the default) sees every
+tenant, a name confines the call to that tenant's alerts. An alert of another tenant is then
+indistinguishable from one that does not exist (None, or KeyError). A tenant may refer to its
+incident by the dedup key it sees in its alerts (``tenant/rule:key``) or by ``rule:key`` alone.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import orjson
 
 from logwarden.alerting.notify.base import ACKNOWLEDGE
 from logwarden.alerting.store import DEAD, PENDING, SENDING, AlertStore
+from logwarden.common.tenants import DEFAULT_TENANT
 
 _ALERT_COLUMNS = (
     "id",
@@ -21,6 +28,7 @@ _ALERT_COLUMNS = (
     "dedup_key",
     "rule",
     "key",
+    "tenant",
     "service",
     "severity",
     "status",
@@ -109,10 +117,15 @@ def list_alerts(
     status: str | None = None,
     limit: int = 1000,
     with_deliveries: bool = True,
+    tenant: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Alerts received after ``since`` (epoch seconds), newest first, LOW included."""
+    """Alerts received after ``since`` (epoch seconds), newest first, LOW included; only ``tenant``'s
+    when given (None: every tenant)."""
     store = _store(where)
     clauses, params = [], []
+    if tenant is not None:
+        clauses.append("tenant = ?")
+        params.append(tenant)
     if since is not None:
         clauses.append("received_at >= ?")
         params.append(since)
@@ -131,45 +144,62 @@ def list_alerts(
     return [_alert_dict(r, deliveries.get(r["id"]) if with_deliveries else None) for r in rows]
 
 
-def get_alert(where: AlertStore | Path | str, ref: str | int) -> dict[str, Any] | None:
-    """One alert by number, anomaly id or dedup key (the newest of that incident)."""
+def get_alert(
+    where: AlertStore | Path | str, ref: str | int, tenant: str | None = None
+) -> dict[str, Any] | None:
+    """One alert by number, anomaly id or dedup key (the newest of that incident); None when there is
+    none, or when ``tenant`` is given and the alert is another tenant's."""
     store = _store(where)
-    row = _find(store, ref)
+    row = _find(store, ref, tenant)
     if row is None:
         return None
     return _alert_dict(row, _deliveries(store, [row["id"]])[row["id"]])
 
 
-def _find(store: AlertStore, ref: str | int) -> Any:
+def _find(store: AlertStore, ref: str | int, tenant: str | None = None) -> Any:
+    """The alert ``ref`` refers to, among ``tenant``'s alerts only when given."""
     text = str(ref)
+    scope, scope_params = ("", ()) if tenant is None else (" AND tenant=?", (tenant,))
     if text.isdigit():
-        rows = store.query("SELECT * FROM alerts WHERE id=?", (int(text),))
+        rows = store.query(f"SELECT * FROM alerts WHERE id=?{scope}", (int(text), *scope_params))
         if rows:
             return rows[0]
+    keys = [text]
+    if tenant is not None and tenant != DEFAULT_TENANT and not text.startswith(f"{tenant}/"):
+        keys.append(f"{tenant}/{text}")  # the tenant's own ``rule:key``
     rows = store.query(
-        "SELECT * FROM alerts WHERE anomaly_id=? OR dedup_key=? ORDER BY id DESC LIMIT 1", (text, text)
+        f"SELECT * FROM alerts WHERE (anomaly_id=? OR dedup_key IN ({','.join('?' * len(keys))})){scope} "
+        f"ORDER BY id DESC LIMIT 1",
+        (text, *keys, *scope_params),
     )
     return rows[0] if rows else None
 
 
 def acknowledge(
-    where: AlertStore | Path | str, ref: str | int, by: str, note: str = "", now: float | None = None
+    where: AlertStore | Path | str,
+    ref: str | int,
+    by: str,
+    note: str = "",
+    now: float | None = None,
+    tenant: str | None = None,
 ) -> dict[str, Any]:
     """Acknowledge the incident of alert ``ref``: every unresolved, unacknowledged firing alert of its
-    dedup key, recording who, when and the response time. PagerDuty (when it was paged) is told.
+    dedup key (and tenant), recording who, when and the response time. PagerDuty (when it was paged)
+    is told.
 
-    Returns ``{"alert": …, "acknowledged": [ids], "already": bool}``; KeyError for an unknown alert.
+    Returns ``{"alert": …, "acknowledged": [ids], "already": bool}``; KeyError for an unknown alert, or
+    when ``tenant`` is given and the alert is another tenant's.
     """
     store = _store(where)
     now = time.time() if now is None else now
-    row = _find(store, ref)
+    row = _find(store, ref, tenant)
     if row is None:
         raise KeyError(ref)
     with store.transaction() as db:
         targets = db.execute(
-            "SELECT id, received_at, escalations FROM alerts WHERE dedup_key=? AND status='firing' "
-            "AND resolved_at IS NULL AND acked_at IS NULL",
-            (row["dedup_key"],),
+            "SELECT id, received_at, escalations FROM alerts WHERE dedup_key=? AND tenant=? "
+            "AND status='firing' AND resolved_at IS NULL AND acked_at IS NULL",
+            (row["dedup_key"], row["tenant"]),
         ).fetchall()
         if (
             row["status"] == "firing"
@@ -207,7 +237,7 @@ def acknowledge(
                     meta={"by": by, "escalations": escalations},
                     join=False,
                 )
-    return {"alert": get_alert(store, row["id"]), "acknowledged": ids, "already": not ids}
+    return {"alert": get_alert(store, row["id"], tenant), "acknowledged": ids, "already": not ids}
 
 
 def dead_letters(where: AlertStore | Path | str, limit: int = 500) -> list[dict[str, Any]]:
@@ -259,24 +289,32 @@ def delivery_summary(where: AlertStore | Path | str) -> dict[str, dict[str, int]
     return summary
 
 
-def response_times(where: AlertStore | Path | str, since: float | None = None) -> dict[str, Any]:
-    """Acknowledgement response times (seconds) per severity: count, mean, max."""
+def response_times(
+    where: AlertStore | Path | str, since: float | None = None, tenant: str | None = None
+) -> dict[str, Any]:
+    """Acknowledgement response times (seconds) per severity: count, mean, max (of ``tenant``'s alerts
+    when given)."""
     store = _store(where)
+    scope, scope_params = ("", ()) if tenant is None else (" AND tenant = ?", (tenant,))
     rows = store.query(
         "SELECT severity, count(*) AS n, avg(response_seconds) AS mean, max(response_seconds) AS worst "
-        "FROM alerts WHERE response_seconds IS NOT NULL AND received_at >= ? GROUP BY severity",
-        (since or 0,),
+        f"FROM alerts WHERE response_seconds IS NOT NULL AND received_at >= ?{scope} GROUP BY severity",
+        (since or 0, *scope_params),
     )
     return {r["severity"]: {"count": r["n"], "mean": r["mean"], "max": r["worst"]} for r in rows}
 
 
-def counts(where: AlertStore | Path | str, since: float | None = None) -> dict[str, dict[str, int]]:
-    """Alerts per severity and status (the dashboard's overview)."""
+def counts(
+    where: AlertStore | Path | str, since: float | None = None, tenant: str | None = None
+) -> dict[str, dict[str, int]]:
+    """Alerts per severity and status (the dashboard's overview), of ``tenant`` when given."""
     store = _store(where)
+    scope, scope_params = ("", ()) if tenant is None else (" AND tenant = ?", (tenant,))
     out: dict[str, dict[str, int]] = {}
     for r in store.query(
-        "SELECT severity, status, count(*) AS n FROM alerts WHERE received_at >= ? GROUP BY severity, status",
-        (since or 0,),
+        f"SELECT severity, status, count(*) AS n FROM alerts WHERE received_at >= ?{scope} "
+        "GROUP BY severity, status",
+        (since or 0, *scope_params),
     ):
         out.setdefault(r["severity"], {})[r["status"]] = r["n"]
     return out

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import orjson
 
@@ -30,14 +30,21 @@ from logwarden.alerting.inhibit.silences import SilenceStore
 from logwarden.alerting.metrics import AlertingCollector, metrics_text, registry_for
 from logwarden.alerting.notify.base import DIGEST, ESCALATION, NOTIFY, REMEDIATE, Notifier, Outgoing, Receiver
 from logwarden.alerting.notify.console import ConsoleNotifier
+from logwarden.alerting.notify.registry import Channel
 from logwarden.alerting.outbox import Outbox
 from logwarden.alerting.store import AlertStore
+from logwarden.common.tenants import DEFAULT_TENANT
 from logwarden.monitoring.anomaly import RESOLVED, Anomaly
 
 log = logging.getLogger(__name__)
 HELD = "held"
 DASHBOARD = "dashboard"
 _ANOMALY_FIELDS = {f.name for f in dataclasses.fields(Anomaly)}
+
+
+def _tenant_suffix(anomaly: Anomaly) -> str:
+    """What keeps the message groups of tenants apart (nothing for the default tenant)."""
+    return "" if anomaly.tenant == DEFAULT_TENANT else f"|tenant={anomaly.tenant}"
 
 
 def anomaly_from_json(data: str | bytes) -> Anomaly:
@@ -54,10 +61,12 @@ class AlertService:
         config: AlertingConfig,
         routing: dict[str, list[str]],
         alerts_dir: Path,
-        receivers: dict[str, Receiver],
+        channels: Mapping[str, Channel | Receiver],
         dashboard_url: str | None = None,
         console: Notifier | None = None,
     ) -> None:
+        """``channels``: the built channels by name (``alerting.build.build_channels``); a bare
+        receiver gets the rate limit and grouping delay of ``config``."""
         self.config = config
         self.routing = {k: list(v) for k, v in routing.items()}
         self.alerts_dir = Path(alerts_dir)
@@ -66,24 +75,22 @@ class AlertService:
         self.journal = Outbox(self.alerts_dir / "outbox.jsonl")
         self.silences = SilenceStore(self.store)
         self.console = console if console is not None else ConsoleNotifier()
-        self.receivers = dict(receivers)
-        self.remediation = {f"remediation.{a.name}": a for a in config.remediation.actions}
+        self.channels: dict[str, Channel] = {
+            name: c if isinstance(c, Channel)
+            else Channel(name, c, config.rate_limits.get(name), config.group_waits.get(name))
+            for name, c in channels.items()
+        }
+        self.receivers = {name: c.receiver for name, c in self.channels.items()}
         self.workers: dict[str, ChannelWorker] = {}
         self.metrics = AlertingCollector(self.store, self.workers)
         self.registry = registry_for(self.metrics)
-        for channel, receiver in self.receivers.items():
-            action = self.remediation.get(channel)
-            rate_limit = (
-                (action.rate_limit or config.remediation.rate_limit)
-                if action is not None
-                else config.rate_limits.get(channel)
-            )
+        for channel, spec in self.channels.items():
             self.workers[channel] = ChannelWorker(
                 self.store,
                 channel,
-                receiver,
+                spec.receiver,
                 config.delivery,
-                rate_limit,
+                spec.rate_limit,
                 self._outgoing,
                 poll_interval=config.poll_interval,
                 on_result=self.metrics.record,
@@ -193,14 +200,15 @@ class AlertService:
                 channels = [r.channel for r in routes]
                 service = service_of(anomaly)
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO alerts(anomaly_id, dedup_key, rule, key, service, severity, "
+                    "INSERT OR IGNORE INTO alerts(anomaly_id, dedup_key, rule, key, tenant, service, severity, "
                     "status, window_start, window_end, value, threshold, received_at, channels, data) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         anomaly.id,
                         anomaly.dedup_key,
                         anomaly.rule,
                         anomaly.key,
+                        anomaly.tenant,
                         service,
                         anomaly.severity,
                         anomaly.status,
@@ -260,8 +268,8 @@ class AlertService:
                     journal.append(entry)
                     shown.append((anomaly, route.channel))
                 if anomaly.status != RESOLVED:
-                    for channel, action in self.remediation.items():
-                        if anomaly.rule in action.rules and channel in self.workers:
+                    for channel, spec in self.channels.items():
+                        if anomaly.rule in spec.triggered_by:
                             self.store.add_message(
                                 db, channel, anomaly.dedup_key, REMEDIATE, [alert_id], now, now, join=False
                             )
@@ -273,19 +281,20 @@ class AlertService:
         channel = route.channel
         if channel not in self.workers:
             return  # the dashboard reads the store; an unconfigured channel is the console and the journal
-        digest = self.config.digest
+        spec = self.channels[channel]
+        digest = spec.digest
         if route.held_until is not None:
             self.store.add_message(
                 db,
                 channel,
-                f"held|{anomaly.rule}|{service}",
+                f"held|{anomaly.rule}|{service}{_tenant_suffix(anomaly)}",
                 HELD,
                 [alert_id],
                 route.held_until,
                 now,
                 meta=meta,
             )
-        elif channel == "email" and anomaly.severity in digest.severities:
+        elif digest is not None and anomaly.severity in digest.severities:
             self.store.add_message(
                 db,
                 channel,
@@ -298,11 +307,11 @@ class AlertService:
                 max_alerts=digest.max_alerts,
             )
         else:
-            wait = self.config.group_wait_for(channel)
+            wait = self.config.group_wait if spec.group_wait is None else spec.group_wait
             self.store.add_message(
                 db,
                 channel,
-                f"{anomaly.rule}|{service}|{anomaly.status}",
+                f"{anomaly.rule}|{service}|{anomaly.status}{_tenant_suffix(anomaly)}",
                 NOTIFY,
                 [alert_id],
                 now + wait,
@@ -392,9 +401,10 @@ class AlertService:
         )
 
     # acknowledge, query, metrics -----------------------------------------------------------------
-    def acknowledge(self, ref: str | int, by: str, note: str = "") -> dict[str, Any]:
-        """Acknowledge the incident of alert ``ref`` (stops its escalation); KeyError if unknown."""
-        result = history.acknowledge(self.store, ref, by, note)
+    def acknowledge(self, ref: str | int, by: str, note: str = "", tenant: str | None = None) -> dict[str, Any]:
+        """Acknowledge the incident of alert ``ref`` (stops its escalation); KeyError if unknown, or if
+        ``tenant`` is given and the alert is another tenant's (None: any tenant)."""
+        result = history.acknowledge(self.store, ref, by, note, tenant=tenant)
         for worker in self.workers.values():
             worker.wake()
         return result

@@ -1,7 +1,8 @@
 """The durable alert store: SQLite in WAL mode at ``<data-dir>/alerts/alerts.db``.
 
 Tables:
-  ``alerts``          every anomaly received (LOW included), with acknowledgement and escalation state;
+  ``alerts``          every anomaly received (LOW included), with its tenant, acknowledgement and
+                      escalation state;
   ``messages``        the delivery outbox: one row per message to one channel (a message may carry
                       several alerts, grouped), with its attempts, next attempt and final state;
   ``message_alerts``  which alerts a message carries;
@@ -9,6 +10,9 @@ Tables:
 
 A commit is durable (``synchronous=FULL``) before ``dispatch`` returns. The running service and
 the CLI open the same file from different processes; SQLite serialises their writes.
+
+Migrations: a database of an older version is brought up to date when opened (``_migrate``): the
+``tenant`` column of ``alerts`` is added with the value ``default`` for the alerts it already holds.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import orjson
+
+from logwarden.common.tenants import DEFAULT_TENANT
 
 DB_NAME = "alerts.db"
 
@@ -54,7 +60,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     response_seconds REAL,
     escalations INTEGER NOT NULL DEFAULT 0,
     last_escalated_at REAL,
-    resolved_at REAL
+    resolved_at REAL,
+    tenant TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_at);
 CREATE INDEX IF NOT EXISTS alerts_dedup ON alerts(dedup_key, status);
@@ -107,6 +114,18 @@ class AlertStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.connection().executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a database of an older version up to date (in one transaction, so two processes
+        opening it at once do not both migrate)."""
+        with self.transaction() as db:
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(alerts)")}
+            if "tenant" not in columns:
+                db.execute(
+                    f"ALTER TABLE alerts ADD COLUMN tenant TEXT NOT NULL DEFAULT '{DEFAULT_TENANT}'"
+                )
+            db.execute("CREATE INDEX IF NOT EXISTS alerts_tenant ON alerts(tenant, id)")
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""

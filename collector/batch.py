@@ -8,6 +8,7 @@ record by record, so that each rejection names the record and the field at fault
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -17,6 +18,16 @@ from logwarden.collector.decoding import BodyError, RawRecord, decompress, is_js
 from logwarden.collector.validation import Rejection, RecordValidator
 from logwarden.collector.wal import payload_crc
 from logwarden.common.records import record_schema
+
+# Python types a declared field of each JSON Schema type may hold on the fast path of ``mapped``.
+_FAST_TYPES: dict[str, frozenset[type]] = {
+    "string": frozenset((str, type(None))),
+    "number": frozenset((int, float, type(None))),
+    "integer": frozenset((int, type(None))),
+    "boolean": frozenset((bool, type(None))),
+}
+# The Arrow types the columnar validator checks, per JSON Schema type (as its JSON reader produces them).
+_PARSE_TYPES = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
 
 
 def data_schema_of(log_schema: dict) -> pa.Schema:
@@ -57,6 +68,7 @@ class BatchDecoder:
         self.max_body_bytes = max_body_bytes
         self.columnar = ColumnarValidator.compile(validator.schema, validator.skew) if columnar else None
         self.data_schema = data_schema_of(validator.schema)
+        self._declared = frozenset(validator.declared)
 
     def body(self, body: bytes, content_encoding: str | None, content_type: str | None) -> DecodedBatch:
         """Decode an HTTP request body (raises BodyError, or OverflowError past the size limit)."""
@@ -114,3 +126,135 @@ class BatchDecoder:
         table = pa.Table.from_pylist(rows, schema=self.data_schema)
         payload = b"\n".join(lines) + b"\n" if lines else b""
         return DecodedBatch(table, payload, rejected)
+
+    def mapped(self, records: list[RawRecord], skew: bool = True) -> DecodedBatch:
+        """Check and normalize ``records`` whose values are decoded objects (what an ingest protocol
+        builds), with the same outcome as :meth:`records` but the declared fields checked as Arrow
+        columns at once by the columnar validator.
+
+        Only the records the fast path can vouch for take it: a decoding error, too many fields,
+        attributes that may nest too deep, a declared field of the wrong Python type or explicitly
+        null send a record to :meth:`records`, which names the field at fault; when the columnar
+        check is unsure of the rest, every record goes there. The accepted records of the fast
+        path come first in the table, then those of the per-record path.
+        """
+        if self.columnar is None or not records:
+            return self.records(records, skew)
+        limits = self.validator.limits
+        declared = self._declared
+        fast: list[RawRecord] = []
+        attributes: list[str | None] = []
+        slow: list[RawRecord] = []
+        unwritable: list[tuple[RawRecord, Rejection]] = []
+        present = 0  # declared fields present in the fast records
+        for record in records:
+            value = record.value
+            if record.error is not None or value.__class__ is not dict or len(value) >= limits.max_fields:
+                slow.append(record)
+                continue
+            extra = {key: item for key, item in value.items() if key not in declared}
+            text = None
+            if extra:
+                try:
+                    text = orjson.dumps(extra).decode()
+                except TypeError as exc:
+                    why = Rejection("", f"record cannot be written as JSON: {exc}", "malformed")
+                    unwritable.append((record, why))
+                    continue
+                if text.count("{") + text.count("[") > limits.max_depth:
+                    slow.append(record)  # may nest too deep: the per-record path measures it
+                    continue
+            fast.append(record)
+            attributes.append(text)
+            present += len(value) - len(extra)
+        table = self._fast_table(fast, present, slow, attributes) if fast else None
+        checked = None
+        if table is not None:
+            checked = self.columnar.check(table, self.validator.clock() if skew else None)
+        if fast and checked is None:  # the columnar check is unsure: every record takes the per-record path
+            unwritable_ids = {id(record) for record, _ in unwritable}
+            batch = self.records([record for record in records if id(record) not in unwritable_ids], skew)
+            return self._with_rejections(batch, unwritable)
+        parts: list[DecodedBatch] = []
+        if fast:
+            column = checked.schema.get_field_index("attributes")
+            extra_attributes = checked.column(column)
+            if extra_attributes.null_count != len(extra_attributes):  # e.g. levels normalized: merge
+                attributes = _merged(attributes, extra_attributes.to_pylist())
+            checked = checked.set_column(column, checked.schema.field(column), pa.array(attributes, pa.string()))
+            payload = b"\n".join([record.json_line for record in fast]) + b"\n"
+            parts.append(DecodedBatch(checked, payload, fast=True))
+        if slow:
+            parts.append(self.records(slow, skew))
+        batch = _concat(parts) if parts else self.records([], skew)
+        return self._with_rejections(batch, unwritable)
+
+    def _fast_table(
+        self, fast: list[RawRecord], present: int, slow: list[RawRecord], attributes: list[str | None]
+    ) -> pa.Table | None:
+        """The declared columns of ``fast`` as parsed by the columnar validator (types as sent), moving
+        the records with a field of the wrong type or an explicit null to ``slow``; None when Arrow
+        cannot hold a value (the whole batch then takes the per-record path)."""
+        while True:
+            values = [record.value for record in fast]
+            columns: dict[str, list[Any]] = {}
+            bad: set[int] = set()
+            for rule in self.columnar.rules:
+                column = [value.get(rule.name) for value in values]
+                allowed = _FAST_TYPES[rule.kind]
+                if not set(map(type, column)) <= allowed:
+                    bad.update(i for i, item in enumerate(column) if type(item) not in allowed)
+                columns[rule.name] = column
+            if not bad:
+                try:
+                    arrays = [
+                        pa.array(columns[rule.name], _PARSE_TYPES[rule.kind]) for rule in self.columnar.rules
+                    ]
+                except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                    return None
+                non_null = sum(len(array) - array.null_count for array in arrays)
+                if non_null == present:
+                    return pa.Table.from_arrays(arrays, names=[rule.name for rule in self.columnar.rules])
+                # some declared field is an explicit null: the schema refuses it, the per-record path says so
+                bad = {
+                    i for i, value in enumerate(values) if any(value.get(name, 0) is None for name in self._declared)
+                }
+                if not bad:
+                    return None
+            keep = [i for i in range(len(fast)) if i not in bad]
+            slow.extend(fast[i] for i in sorted(bad))
+            fast[:] = [fast[i] for i in keep]
+            attributes[:] = [attributes[i] for i in keep]
+            present = sum(sum(1 for key in record.value if key in self._declared) for record in fast)
+
+    @staticmethod
+    def _with_rejections(batch: DecodedBatch, rejected: list[tuple[RawRecord, Rejection]]) -> DecodedBatch:
+        if rejected:
+            batch.rejected.extend(rejected)
+        return batch
+
+
+def _merged(mine: list[str | None], theirs: list[str | None]) -> list[str | None]:
+    """Attributes of the records merged with those the columnar check added (its keys win, in place)."""
+    out = list(mine)
+    for i, added in enumerate(theirs):
+        if added is None:
+            continue
+        if out[i] is None:
+            out[i] = added
+        else:
+            merged = orjson.loads(out[i])
+            merged.update(orjson.loads(added))
+            out[i] = orjson.dumps(merged).decode()
+    return out
+
+
+def _concat(parts: list[DecodedBatch]) -> DecodedBatch:
+    if len(parts) == 1:
+        return parts[0]
+    return DecodedBatch(
+        pa.concat_tables([part.table for part in parts]),
+        b"".join(part.payload for part in parts),
+        [item for part in parts for item in part.rejected],
+        fast=any(part.fast for part in parts),
+    )

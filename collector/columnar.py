@@ -14,6 +14,12 @@ record and the field at fault. A body is refused here when anything is unusual:
 - invalid UTF-8, blank lines or several objects on one line (the row count must equal the line count);
 - a value failing any check, NaN or infinite numbers, timestamps outside the fast RFC 3339 subset.
 
+Levels are normalized as on the per-record path (``validation.normalized_level``): a level column
+holding only the five stored words costs one ``is_in``; otherwise its distinct values are mapped
+through :func:`logwarden.formats.levels.normalize` (dictionary-encoded, so a body of a million
+``warn`` costs one lookup) and the rows whose level changed get ``{"level_original": ...}`` as their
+attributes. A value that names no level sends the body to the per-record path.
+
 The property test in ``tests/collector`` shows the two paths and jsonschema agree.
 """
 
@@ -25,13 +31,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from logwarden.collector.timestamps import ARROW_RFC3339
-from logwarden.collector.validation import SkewLimits
+from logwarden.collector.validation import LEVEL, SkewLimits
 from logwarden.common.records import TIMESTAMP, record_schema
+from logwarden.formats.levels import LEVEL_ORIGINAL, normalize
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +158,38 @@ class ColumnarValidator:
 
     def check(self, table: pa.Table, now: float | None) -> pa.Table | None:
         """``table`` (from ``parse``) validated and normalized, or None when any record may be invalid."""
+        attributes = None
         try:
-            columns = [
-                self._column(rule, table.column(rule.name).combine_chunks(), now) for rule in self.rules
-            ]
+            columns = []
+            for rule in self.rules:
+                column = table.column(rule.name).combine_chunks()
+                if rule.name == LEVEL and rule.name in self._enums and rule.kind == "string":
+                    column, attributes = self._levels(column)
+                columns.append(self._column(rule, column, now))
         except _Unsure:
             return None
-        columns.append(pa.nulls(table.num_rows, pa.string()))
+        columns.append(pa.nulls(table.num_rows, pa.string()) if attributes is None else attributes)
         return pa.Table.from_arrays(columns, schema=self.data_schema)
+
+    def _levels(self, column: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+        """The level column normalized, and the attributes keeping the levels as sent (None: no change)."""
+        values = column.drop_null() if column.null_count else column
+        if len(values) == 0 or pc.all(pc.is_in(values, value_set=self._enums[LEVEL])).as_py():
+            return column, None
+        encoded = column.dictionary_encode()
+        sent = encoded.dictionary.to_pylist()
+        words = [normalize(value) for value in sent]
+        if None in words:
+            raise _Unsure()  # names no level: the per-record path says which record
+        originals = [
+            None if word == value else orjson.dumps({LEVEL_ORIGINAL: value}).decode()
+            for value, word in zip(sent, words)
+        ]
+        indices = encoded.indices
+        return (
+            pc.take(pa.array(words, pa.string()), indices),
+            pc.take(pa.array(originals, pa.string()), indices),
+        )
 
     def _column(self, rule: FieldRule, column: pa.Array, now: float | None) -> pa.Array:
         spec = rule.spec

@@ -41,24 +41,68 @@ class RawRecord:
 
 
 def decompress(body: bytes, encoding: str | None, max_size: int) -> bytes:
-    """Undo a ``Content-Encoding`` of gzip, deflate or zstd, refusing output past ``max_size``."""
+    """Undo a ``Content-Encoding`` of gzip, deflate or zstd, refusing output past ``max_size``
+    (OverflowError, raised before more than ``max_size + 1`` bytes are made, so a bomb costs nothing).
+
+    A body that ends before its compressed stream does (a truncated upload) is a BodyError, never a
+    shorter body; so are bytes after the stream. Concatenated gzip members and zstd frames are read whole.
+    """
     encoding = (encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
     try:
         if encoding in ("gzip", "x-gzip"):
-            out = zlib.decompressobj(wbits=31).decompress(body, max_size + 1)
+            out = _inflate(body, 31, max_size, members=True)
         elif encoding == "deflate":
-            out = zlib.decompressobj().decompress(body, max_size + 1)
+            out = _inflate(body, 15, max_size, members=False)
         elif encoding == "zstd":
-            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as reader:
-                out = reader.read(max_size + 1)
+            out = _unzstd(body, max_size)
         else:
             raise BodyError(f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or zstd)")
     except (zlib.error, zstandard.ZstdError) as exc:
         raise BodyError(f"cannot decompress {encoding} body: {exc}") from None
     if len(out) > max_size:
         raise OverflowError(f"decompressed body exceeds the {max_size}-byte limit")
+    return out
+
+
+def _inflate(body: bytes, wbits: int, max_size: int, members: bool) -> bytes:
+    """zlib/gzip data, complete (every gzip member when ``members``), at most ``max_size + 1`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    data = body
+    while True:
+        inflater = zlib.decompressobj(wbits=wbits)
+        part = inflater.decompress(data, max_size + 1 - size)
+        parts.append(part)
+        size += len(part)
+        if size > max_size:
+            break
+        if not inflater.eof:
+            raise BodyError("truncated compressed body (the stream ends early)")
+        data = inflater.unused_data
+        if not data:
+            break
+        if not members:
+            raise BodyError("bytes after the end of the compressed stream")
+    return b"".join(parts)
+
+
+def _unzstd(body: bytes, max_size: int) -> bytes:
+    """zstd data, every frame complete, at most ``max_size + 1`` bytes."""
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body), read_across_frames=True) as reader:
+        out = reader.read(max_size + 1)
+    if len(out) > max_size:
+        return out
+    data = body  # the output is small enough: check that every frame is whole
+    while data:
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        frame.decompress(data)
+        if not frame.eof:
+            raise BodyError("truncated zstd body (a frame ends early)")
+        data = frame.unused_data
+    if not body:
+        raise BodyError("empty zstd body")
     return out
 
 

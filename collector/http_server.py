@@ -11,13 +11,14 @@ from concurrent.futures import Executor
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from logwarden.collector.auth import AuthError, Authenticator
 from logwarden.collector.config import CollectorConfig
 from logwarden.collector.budget import MemoryBudget
 from logwarden.collector.decoding import BodyError, decompress
 from logwarden.collector.ingest import Ingestor
 from logwarden.collector.openapi import openapi_text
 from logwarden.collector.wal import WalFailure
+from logwarden.common.auth import INGEST, READ, Authenticator
+from logwarden.common.http import principal, protect, public, requires
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "1"
@@ -50,12 +51,13 @@ class _Reservation:
         self.size = 0
 
 
+def _error_body(status: int, message: str) -> dict:
+    """The collector's answer shape (IngestResult) for a refused request."""
+    return {"accepted": 0, "rejected": 0, "errors": [{"index": None, "field": "", "error": message}]}
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(
-        {"accepted": 0, "rejected": 0, "errors": [{"index": None, "field": "", "error": message}]},
-        status=status,
-        headers=headers,
-    )
+    return web.json_response(_error_body(status, message), status=status, headers=headers)
 
 
 class HttpApi:
@@ -73,6 +75,7 @@ class HttpApi:
     def app(self) -> web.Application:
         """The aiohttp application."""
         app = web.Application(client_max_size=self.config.max_body_bytes)
+        protect(app, self.auth, error_body=_error_body)
         app.router.add_post("/v1/logs", self.post_logs)
         app.router.add_get("/health", self.health)
         app.router.add_get("/ready", self.ready)
@@ -80,6 +83,7 @@ class HttpApi:
         app.router.add_get("/openapi.yaml", self.openapi)
         return app
 
+    @requires(INGEST)
     async def post_logs(self, request: web.Request) -> web.Response:
         """Accept a batch of records; answer with per-record errors."""
         started = time.perf_counter()
@@ -89,11 +93,7 @@ class HttpApi:
             self.metrics.latency.labels("/v1/logs").observe(time.perf_counter() - started)
 
     async def _post_logs(self, request: web.Request) -> web.Response:
-        try:
-            tenant = self.auth.http_tenant(request.headers.get("Authorization"), request.remote)
-        except AuthError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return _error(exc.status, str(exc), headers)
+        tenant = principal(request).ingest_tenant(self.auth.default_tenant)
         if self.ingestor.failure:
             return _error(503, self.ingestor.failure)
         length = request.content_length
@@ -158,10 +158,12 @@ class HttpApi:
             429, "the collector is at its memory budget; retry later", {"Retry-After": RETRY_AFTER_SECONDS}
         )
 
+    @public
     async def health(self, request: web.Request) -> web.Response:
         """Liveness: the process answers."""
         return web.json_response({"status": "ok"})
 
+    @public
     async def ready(self, request: web.Request) -> web.Response:
         """Readiness: false while the spool is over its high-water mark or the disk cannot take records."""
         problems = []
@@ -183,6 +185,7 @@ class HttpApi:
         }
         return web.json_response(body, status=200 if not problems else 503)
 
+    @requires(READ)
     async def metrics_page(self, request: web.Request) -> web.Response:
         """Prometheus exposition."""
         self.metrics.spool_depth.set(self.ingestor.spool_depth)
@@ -191,6 +194,7 @@ class HttpApi:
             body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
+    @public
     async def openapi(self, request: web.Request) -> web.Response:
         """The OpenAPI description of this API."""
         return web.Response(text=openapi_text(), content_type="application/yaml")

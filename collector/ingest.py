@@ -56,6 +56,9 @@ class IngestResult:
     accepted: int = 0
     rejected: int = 0
     errors: list[dict] = field(default_factory=list)
+    #: The index of every rejected record (``errors`` names at most MAX_REPORTED_ERRORS of them); protocols
+    #: with per-item answers (Elasticsearch bulk, Splunk HEC) read it. Not part of the native answer.
+    rejected_indexes: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The HTTP answer body (``errors`` lists at most MAX_REPORTED_ERRORS entries)."""
@@ -295,8 +298,9 @@ class Ingestor:
 
     # ingestion ------------------------------------------------------------------------------
     async def ingest(self, records: list[RawRecord], protocol: str, source: str, tenant: str) -> IngestResult:
-        """Check ``records`` one by one, then ``submit`` them."""
-        return await self.submit(self.decoder.records(records), protocol, source, tenant)
+        """Check ``records`` (decoded objects, as a protocol builds them: ``BatchDecoder.mapped``), then
+        ``submit`` them."""
+        return await self.submit(self.decoder.mapped(records), protocol, source, tenant)
 
     async def submit(
         self, batch: DecodedBatch, protocol: str, source: str, tenant: str, dead_letter: bool = True
@@ -333,6 +337,7 @@ class Ingestor:
                 )
                 if len(result.errors) < MAX_REPORTED_ERRORS:
                     result.errors.append({"index": raw.index, "field": why.field, "error": why.error})
+                result.rejected_indexes.append(raw.index)
                 self.metrics.rejected.labels(protocol, why.reason).inc()
             if dead_letter:
                 await asyncio.get_running_loop().run_in_executor(None, self.deadletter.add, letters)

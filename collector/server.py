@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from logwarden.collector.auth import Authenticator, is_loopback
 from logwarden.collector.batch import BatchDecoder
 from logwarden.collector.budget import MemoryBudget
 from logwarden.collector.config import CollectorConfig
@@ -17,9 +16,10 @@ from logwarden.collector.http_server import HttpApi
 from logwarden.collector.ingest import Ingestor
 from logwarden.collector.metrics import CollectorMetrics
 from logwarden.collector.streams import StreamListener, SyslogUdpProtocol
-from logwarden.collector.tls import server_context
 from logwarden.collector.validation import RecordValidator
+from logwarden.common.auth import AuthConfig, Authenticator, is_loopback
 from logwarden.common.paths import DataDir
+from logwarden.common.tls import server_context
 from logwarden.storage import Lake
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,12 @@ DECODE_THREADS = 2
 
 
 class CollectorServer:
-    """The collector process: listeners, ingestor, graceful stop."""
+    """The collector process: listeners, ingestor, graceful stop.
 
-    def __init__(self, paths: DataDir, config: CollectorConfig) -> None:
+    ``auth`` holds the tokens of the ``auth:`` section; the collector's own ``config.tokens`` are added
+    to them as ingest tokens."""
+
+    def __init__(self, paths: DataDir, config: CollectorConfig, auth: AuthConfig | None = None) -> None:
         self.paths = paths.create()
         self.config = config
         self.ssl_context = server_context(config.tls)
@@ -46,8 +49,9 @@ class CollectorServer:
             MemoryBudget(config.memory_budget_bytes),
             decoder,
         )
-        self.auth = Authenticator(
-            config.tokens, config.default_tenant, config.stream_tenant, config.stream_networks
+        self.auth = Authenticator.from_config(
+            auth, config.tokens, default_tenant=config.default_tenant, stream_tenant=config.stream_tenant,
+            stream_networks=config.stream_networks,
         )
         self.executor = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode")
         self._runner: web.AppRunner | None = None
@@ -146,6 +150,6 @@ class CollectorServer:
         await self.stop()
 
 
-def run_collector(paths: DataDir, config: CollectorConfig) -> None:
+def run_collector(paths: DataDir, config: CollectorConfig, auth: AuthConfig | None = None) -> None:
     """Block running the collector until it is told to stop."""
-    asyncio.run(CollectorServer(paths, config).serve())
+    asyncio.run(CollectorServer(paths, config, auth).serve())

@@ -15,7 +15,7 @@ import ssl
 from concurrent.futures import Executor
 from datetime import datetime, timezone
 
-from logwarden.collector.auth import Authenticator
+from logwarden.common.auth import Authenticator
 from logwarden.collector.batch import BatchDecoder, DecodedBatch
 from logwarden.collector.decoding import KEPT_BYTES_OF_LONG_LINE, RawRecord
 from logwarden.collector.ingest import Ingestor

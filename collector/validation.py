@@ -6,6 +6,11 @@ accepts (see ``collector.timestamps``). The columnar fast path (``collector.colu
 handles clean NDJSON batches without per-record Python work; any batch it is unsure of
 comes here, which names the record and the field at fault.
 
+Before the schema is checked, the level is normalized (``normalized_level``): the schema's five
+words are the stored form, and a level sent as ``warn``, ``Error``, a syslog severity number and
+so on is mapped to one of them by :func:`logwarden.formats.levels.normalize`, the value as sent
+kept in the ``level_original`` attribute. The columnar fast path applies the same mapping.
+
 Beyond the schema, a record must respect the collector's limits (number of fields, nesting
 depth) and its timestamps must lie within the configured clock skew. A valid record is
 normalized into a row of the record layout: timestamps in UTC microseconds, declared fields
@@ -23,6 +28,10 @@ import orjson
 
 from logwarden.collector.timestamps import is_rfc3339, to_epoch_us
 from logwarden.common.records import load_log_schema
+from logwarden.formats.levels import CANONICAL, LEVEL_ORIGINAL, from_otel, normalize
+
+LEVEL = "level"
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,35 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+def normalized_level(record: Any) -> Any:
+    """``record`` with its level as one of the five stored words, or ``record`` itself when there is
+    nothing to change (the level is already one of them, names no level, or the record is no object).
+
+    The value as sent is kept as the ``level_original`` attribute (replacing one the record had).
+    A record without ``level`` takes it from OpenTelemetry's ``severity_number`` (1..24) or
+    ``severity_text``, which stay as attributes.
+    """
+    if record.__class__ is not dict:
+        return record
+    level = record.get(LEVEL, _MISSING)
+    if level.__class__ is str and level in CANONICAL:
+        return record
+    if level is _MISSING:
+        number = record.get("severity_number", record.get("severityNumber"))
+        if number.__class__ is int and 1 <= number <= 24:
+            return {**record, LEVEL: from_otel(number)}
+        text = record.get("severity_text", record.get("severityText"))
+        word = normalize(text) if isinstance(text, str) else None
+        return record if word is None else {**record, LEVEL: word}
+    word = normalize(level)
+    if word is None:
+        return record
+    changed = dict(record)
+    changed[LEVEL] = word
+    changed[LEVEL_ORIGINAL] = level
+    return changed
+
+
 class RecordValidator:
     """Checks records against the log schema and turns valid ones into normalized rows."""
 
@@ -121,7 +159,9 @@ class RecordValidator:
         self, record: Any, now: float | None = None, skew: bool = True
     ) -> tuple[dict[str, Any] | None, Rejection | None]:
         """The data row of ``record`` (declared columns, timestamps in UTC microseconds, ``attributes``)
-        and None, or None and the first problem found."""
+        and None, or None and the first problem found. The level is normalized first
+        (``normalized_level``)."""
+        record = normalized_level(record)
         rejection = self.check_schema(record)
         if rejection is not None:
             return None, rejection

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -48,12 +49,14 @@ class DashboardData:
     window: timedelta = timedelta(hours=1)
     max_age: float = 1.0
     templates_max_age: float = 30.0
+    client_ssl: ssl.SSLContext | None = None  # to read the collector's metrics over TLS
+    metrics_token: str | None = None  # a read token for the collector's /metrics
 
     def __post_init__(self) -> None:
         paths = DataDir.at(self.data_dir)
         self.metrics = LakeMetrics(Lake(paths.lake), self.window)
         self.alerts: AlertSource = alert_source(paths.alerts)
-        self.health = PipelineHealth(paths, self.links)
+        self.health = PipelineHealth(paths, self.links, ssl_context=self.client_ssl, token=self.metrics_token)
         self._lock = threading.Lock()
         self._snapshot: tuple[float, dict[str, Any]] | None = None
         self._templates: tuple[float, dict[str, list], dict[str, list]] | None = None

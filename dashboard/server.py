@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,7 +14,9 @@ from pathlib import Path
 from bokeh.application import Application
 from bokeh.application.handlers.function import FunctionHandler
 
+from logwarden.common.auth import Authenticator
 from logwarden.dashboard.app import DashboardData, build_document
+from logwarden.dashboard.auth import DashboardAuth
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +46,17 @@ def _free_port(host: str) -> int:
 
 
 def serve(port: int, data_dir: Path, links: dict[str, str], host: str = "127.0.0.1", refresh_ms: int = 2000,
-          window: timedelta = timedelta(hours=1), startup_timeout: float = 30.0) -> DashboardHandle:
+          window: timedelta = timedelta(hours=1), startup_timeout: float = 30.0, auth: Authenticator | None = None,
+          ssl_context: ssl.SSLContext | None = None, client_ssl: ssl.SSLContext | None = None,
+          metrics_token: str | None = None) -> DashboardHandle:
     """Serve the dashboard on ``host:port`` (0 picks a free port) from ``data_dir``.
 
     ``links`` names the other UIs: keys ``Dask dashboard``, ``Ray dashboard`` and ``collector metrics``
     (``Stack.urls()`` as it is); values that are not http(s) URLs are ignored.
+
+    ``auth`` decides who may open it (see :mod:`logwarden.dashboard.auth`; None: loopback clients only);
+    ``ssl_context`` serves it over TLS. The collector's metrics are read with ``client_ssl`` and
+    ``metrics_token`` (a read token, when tokens are configured).
     """
     started = threading.Event()
     stopped = threading.Event()
@@ -61,12 +70,15 @@ def serve(port: int, data_dir: Path, links: dict[str, str], host: str = "127.0.0
         asyncio.set_event_loop(loop)
         state["loop"] = loop
         try:
-            data = DashboardData(Path(data_dir), dict(links), window)
+            data = DashboardData(Path(data_dir), dict(links), window, client_ssl=client_ssl,
+                                 metrics_token=metrics_token)
             app = Application(FunctionHandler(partial(build_document, data=data, refresh_ms=refresh_ms)))
             bound = port or _free_port(host)
             origins = sorted({f"{host}:{bound}", f"localhost:{bound}", f"127.0.0.1:{bound}"})
             server = Server({"/": app}, io_loop=IOLoop.current(), allow_websocket_origin=origins,
                             port=bound, address=host,
+                            auth_provider=DashboardAuth(auth or Authenticator(), secure_cookie=ssl_context is not None),
+                            http_server_kwargs={"ssl_options": ssl_context} if ssl_context is not None else None,
                             check_unused_sessions_milliseconds=10_000, unused_session_lifetime_milliseconds=30_000)
             server.start()
             state["port"] = server.port
@@ -95,6 +107,6 @@ def serve(port: int, data_dir: Path, links: dict[str, str], host: str = "127.0.0
     if "error" in state:
         raise RuntimeError(f"dashboard could not start on {host}:{port}: {state['error']}") from state["error"]
     bound = int(state["port"])
-    url = f"http://{host}:{bound}/"
+    url = f"{'https' if ssl_context is not None else 'http'}://{host}:{bound}/"
     log.info("dashboard at %s", url)
     return DashboardHandle(url, bound, thread, state["loop"], stopped)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -186,10 +187,11 @@ class OutboxSource:
         return entries
 
     def recent(self, limit: int = 500) -> list[dict[str, Any]]:
-        """The newest ``limit`` alerts, one per (rule, key, window) whatever the channels."""
+        """The newest ``limit`` alerts, one per (rule, key, tenant, window) whatever the channels."""
         seen: dict[tuple, dict[str, Any]] = {}
         for entry in self._entries():
-            ident = (entry.get("rule"), entry.get("key"), entry.get("window_start"), entry.get("status"))
+            ident = (entry.get("rule"), entry.get("key"), entry.get("tenant"), entry.get("window_start"),
+                     entry.get("status"))
             seen[ident] = _normalized(entry)
         return list(seen.values())[-limit:]
 
@@ -253,10 +255,13 @@ class PipelineHealth:
     LINK_KEYS = {"Dask": ("Dask dashboard", "dask"), "Ray": ("Ray dashboard", "ray")}
     METRICS_KEYS = ("collector metrics", "metrics")
 
-    def __init__(self, paths: DataDir, links: dict[str, str], timeout: float = 1.0) -> None:
+    def __init__(self, paths: DataDir, links: dict[str, str], timeout: float = 1.0,
+                 ssl_context: ssl.SSLContext | None = None, token: str | None = None) -> None:
         self.paths = paths
         self.links = {k: v for k, v in links.items() if isinstance(v, str) and v.startswith("http")}
         self.timeout = timeout
+        self.ssl_context = ssl_context  # trusts the collector's certificate (https metrics)
+        self.token = token  # a read token for the collector's /metrics, when tokens are configured
         self._last: tuple[float, float] | None = None
 
     def _link(self, names: tuple[str, ...]) -> str | None:
@@ -266,8 +271,10 @@ class PipelineHealth:
         url = self._link(self.METRICS_KEYS)
         if url is None:
             return None
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as answer:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=self.timeout,
+                                        context=self.ssl_context) as answer:
                 text = answer.read().decode("utf-8", "replace")
         except (urllib.error.URLError, OSError):
             return None

@@ -1,20 +1,29 @@
 """The stack's HTTP API (default 127.0.0.1:8081): alert history and acknowledgement, and the routes
-other layers contribute (search, feedback)."""
+other layers contribute (search, feedback).
+
+Every route declares its role where it is defined (``logwarden.common.http.requires``); the one
+authenticator of the stack checks them all. ``GET /health`` answers anyone (probes). With a
+certificate configured, the API is served over TLS.
+"""
 from __future__ import annotations
 
+import ssl
 from typing import Callable
 
 from aiohttp import web
 
-from logwarden.common.http import BackgroundHttpServer
+from logwarden.common.auth import Authenticator
+from logwarden.common.http import BackgroundHttpServer, protect, public
 
 Installer = Callable[[web.Application], object]
 
 
-def api_app(installers: list[Installer]) -> web.Application:
-    """One application with ``GET /health`` and what every installer adds (routes, app state)."""
-    app = web.Application()
+def api_app(installers: list[Installer], auth: Authenticator | None = None) -> web.Application:
+    """One application behind ``auth`` (None: loopback clients only) with ``GET /health`` and what
+    every installer adds (routes, app state)."""
+    app = protect(web.Application(), auth)
 
+    @public
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -27,5 +36,7 @@ def api_app(installers: list[Installer]) -> web.Application:
 class ApiServer(BackgroundHttpServer):
     """The API application served from a background thread of ``logwarden up``."""
 
-    def __init__(self, installers: list[Installer], host: str, port: int) -> None:
-        super().__init__(lambda: api_app(installers), host, port, name="logwarden-api")
+    def __init__(self, installers: list[Installer], host: str, port: int, auth: Authenticator | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(lambda: api_app(installers, auth), host, port, name="logwarden-api",
+                         ssl_context=ssl_context)

@@ -17,14 +17,18 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
 
 import orjson
-import requests
+
+from logwarden.common.tls import local_opener
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +174,21 @@ class TrafficModel:
 
 
 class DemoTraffic:
-    """Sends the traffic model to a collector in real time: HTTP for three services, TCP for api-gateway."""
+    """Sends the traffic model to a collector in real time: HTTP for three services, TCP for api-gateway.
+
+    With ``ssl_context`` (the collector serves TLS), both go over TLS, verified with that context; with
+    ``token`` (an ingest token), HTTP requests carry ``Authorization: Bearer <token>``."""
 
     def __init__(self, http_url: str, tcp_address: tuple[str, int], speed: float = 10.0, lead: float = 1200.0,
-                 incidents: bool = True, rate: float = 5.0, tick: float = 0.25) -> None:
+                 incidents: bool = True, rate: float = 5.0, tick: float = 0.25, token: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.http_url = http_url
         self.tcp_address = tcp_address
+        self.ssl_context = ssl_context
+        self.headers = {"Content-Type": "application/x-ndjson"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        self._opener = local_opener(ssl_context)
         self.clock = SimClock(speed, lead)
         self.model = TrafficModel(rate=rate, incidents=incidents)
         self.tick = tick
@@ -195,7 +208,6 @@ class DemoTraffic:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        session = requests.Session()
         tcp = None
         previous = self.clock.at(time.time())
         while not self._stop.wait(self.tick):
@@ -203,20 +215,31 @@ class DemoTraffic:
             records = list(self.model.records(self.clock, previous, now))
             previous = now
             try:
-                tcp = self._send(session, tcp, records)
-            except (requests.RequestException, OSError) as exc:
+                tcp = self._send(tcp, records)
+            except (urllib.error.URLError, OSError) as exc:  # HTTPError and ssl.SSLError included
                 log.warning("demo traffic: send failed (%s); retrying next tick", exc)
+                if tcp is not None:
+                    tcp.close()
                 tcp = None
+        if tcp is not None:
+            tcp.close()
 
-    def _send(self, session: requests.Session, tcp: socket.socket | None, records: list[dict]):
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self.tcp_address, timeout=30)
+        if self.ssl_context is None:
+            return sock
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.tcp_address[0])
+
+    def _send(self, tcp: socket.socket | None, records: list[dict]):
         over_tcp = [r for r in records if r["service"] == "api-gateway"]
         over_http = [r for r in records if r["service"] != "api-gateway"]
         if over_http:
             body = b"\n".join(orjson.dumps(r) for r in over_http)
-            session.post(self.http_url, data=body, headers={"Content-Type": "application/x-ndjson"},
-                         timeout=30).raise_for_status()
+            request = urllib.request.Request(self.http_url, data=body, headers=self.headers, method="POST")
+            with self._opener.open(request, timeout=30) as answer:  # HTTPError (an OSError) unless 2xx
+                answer.read()
         if over_tcp:
-            tcp = tcp or socket.create_connection(self.tcp_address, timeout=30)
+            tcp = tcp or self._connect()
             tcp.sendall(b"".join(orjson.dumps(r) + b"\n" for r in over_tcp))
         self.sent += len(records)
         return tcp

@@ -10,6 +10,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 log = logging.getLogger(__name__)
+READ_ONLY_EVENTS = ("opened", "closed_no_write")
 
 
 class RulesWatcher(FileSystemEventHandler):
@@ -23,6 +24,8 @@ class RulesWatcher(FileSystemEventHandler):
         self._observer = Observer()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in READ_ONLY_EVENTS:
+            return  # reading the file (as every reload does) is no change; reacting would loop
         paths = {getattr(event, "src_path", ""), getattr(event, "dest_path", "")}
         if str(self.path) not in {str(Path(p).resolve()) for p in paths if p}:
             return

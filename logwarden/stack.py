@@ -20,12 +20,14 @@ from logwarden.alerting import AlertService, build_alerting
 from logwarden.api import ApiServer
 from logwarden.clusters import DaskConnection, RayConnection
 from logwarden.common.atomic import write_bytes_atomic
+from logwarden.common.auth import INGEST, READ
 from logwarden.common.paths import DataDir
-from logwarden.schemas import ANOMALY_SCHEMA_PATH
+from logwarden.common.tls import client_context, server_context
 from logwarden.common.yamlconf import ConfigError
 from logwarden.demo import DemoTraffic
 from logwarden.ml_jobs import RetrainScheduler, place_ml_rules
 from logwarden.rules_watch import RulesWatcher
+from logwarden.security import stack_auth, stack_authenticator, stack_tls
 from logwarden.settings import Settings
 from logwarden.supervisor import CollectorProcess
 from logwarden.monitoring import RulesFile, load_rules
@@ -52,17 +54,18 @@ def running_stack(paths: DataDir) -> dict | None:
 
 @dataclass
 class StackOptions:
-    """What ``logwarden up`` was asked for."""
+    """What ``logwarden up`` was asked for. The options marked below override a setting; left None,
+    they take the value of ``settings`` (the config file, or the embedded defaults)."""
 
     data_dir: Path
     settings: Settings
     config_path: str | None = None
-    rules_path: Path = ANOMALY_SCHEMA_PATH
-    host: str = "127.0.0.1"
-    http_port: int = 8080
-    tcp_port: int = 5170
+    rules_path: Path | None = None  # None: settings.monitoring.rules
+    host: str | None = None  # None: settings.collector.host
+    http_port: int | None = None  # None: settings.collector.http_port
+    tcp_port: int | None = None  # None: settings.collector.tcp_port
     api_port: int = 8081
-    syslog_port: int | None = None
+    syslog_port: int | None = None  # None: the collector takes settings.collector.syslog_port
     dashboard_port: int | None = 5006
     dask_scheduler: str | None = None
     dask_workers: int = 2
@@ -74,8 +77,22 @@ class StackOptions:
     demo: bool = False
     demo_speed: float = 10.0
     demo_incidents: bool = True
-    idle_advance_after: float = 5.0
+    idle_advance_after: float | None = None  # None: settings.monitoring.idle_advance_after
     dashboard_url: str | None = None
+
+    def __post_init__(self) -> None:
+        collector, monitoring = self.settings.collector, self.settings.monitoring
+        self.rules_path = monitoring.rules if self.rules_path is None else self.rules_path
+        self.host = collector.host if self.host is None else self.host
+        self.http_port = collector.http_port if self.http_port is None else self.http_port
+        self.tcp_port = collector.tcp_port if self.tcp_port is None else self.tcp_port
+        if self.idle_advance_after is None:
+            self.idle_advance_after = monitoring.idle_advance_after
+
+    @property
+    def collector_syslog_port(self) -> int | None:
+        """The syslog port the collector listens on (None: no syslog)."""
+        return self.settings.collector.syslog_port if self.syslog_port is None else self.syslog_port
 
 
 class Stack:
@@ -84,6 +101,12 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         self.paths = DataDir.at(options.data_dir).create()
+        # One authenticator and one certificate for every listener: collector, API, dashboard.
+        self.auth_config = stack_auth(options.settings)
+        self.authenticator = stack_authenticator(options.settings)
+        self.tls = stack_tls(options.settings)
+        self.scheme = "https" if self.tls is not None else "http"
+        self.server_ssl = self.client_ssl = None
         self.rules: RulesFile = place_ml_rules(load_rules(options.rules_path), self.paths)
         self.collector: CollectorProcess | None = None
         self.dask: DaskConnection | None = None
@@ -118,9 +141,17 @@ class Stack:
 
     def _start_parts(self) -> None:
         opts = self.options
+        try:
+            self.server_ssl, self.client_ssl = server_context(self.tls), client_context(self.tls)
+        except ValueError as exc:  # a certificate or key that cannot be loaded
+            raise RuntimeError(str(exc)) from None
+        demo_token = self.auth_config.token_for(INGEST)  # the demo sends with the first ingest-capable token
+        if opts.demo and self.auth_config.tokens and demo_token is None:
+            raise RuntimeError("the demo needs a token with role ingest or admin in the configuration")
         if opts.collector:
             self.collector = CollectorProcess(self.paths.root, opts.host, opts.http_port, opts.tcp_port,
-                                              opts.config_path, self.paths.run / "collector.log", opts.syslog_port)
+                                              opts.config_path, self.paths.run / "collector.log", opts.syslog_port,
+                                              ssl_context=self.client_ssl)
             self.collector.start()
         self.dask = DaskConnection.open(opts.dask_scheduler, opts.dask_workers, opts.dask_dashboard_port, opts.host,
                                         adaptive_max=opts.adaptive_max, spool_dir=self.paths.spool)
@@ -130,10 +161,13 @@ class Stack:
         self.pool.wait_ready()
         write_bytes_atomic(orjson.dumps({"pid": os.getpid(), "urls": self.urls()}), self.paths.run / STACK_FILE)
         if opts.dashboard_port is not None:
-            self.dashboard = dashboard.serve(opts.dashboard_port, self.paths.root, self.urls(), host=opts.host)
+            self.dashboard = dashboard.serve(opts.dashboard_port, self.paths.root, self.urls(), host=opts.host,
+                                             auth=self.authenticator, ssl_context=self.server_ssl,
+                                             client_ssl=self.client_ssl, metrics_token=self.auth_config.token_for(READ))
         if opts.demo:
-            self.demo = DemoTraffic(f"http://{opts.host}:{opts.http_port}/v1/logs", (opts.host, opts.tcp_port),
-                                    speed=opts.demo_speed, incidents=opts.demo_incidents)
+            self.demo = DemoTraffic(f"{self.scheme}://{opts.host}:{opts.http_port}/v1/logs",
+                                    (opts.host, opts.tcp_port), speed=opts.demo_speed, incidents=opts.demo_incidents,
+                                    token=demo_token, ssl_context=self.client_ssl)
             self.demo.start()
 
     def _start_monitoring_and_alerting(self) -> None:
@@ -142,13 +176,13 @@ class Stack:
 
         opts = self.options
         self.pool = DetectorPool(self.rules, checkpoint_dir=self.paths.monitoring / "checkpoints")
-        dashboard_url = opts.dashboard_url or (f"http://{opts.host}:{opts.dashboard_port}"
+        dashboard_url = opts.dashboard_url or (f"{self.scheme}://{opts.host}:{opts.dashboard_port}"
                                                if opts.dashboard_port is not None else None)
-        self.alerts = build_alerting(opts.settings.raw.get("alerting"), self.rules.routing, self.paths.alerts,
+        self.alerts = build_alerting(opts.settings.alerting, self.rules.routing, self.paths.alerts,
                                      dashboard_url=dashboard_url, source=opts.config_path)
         self.alerts.start()
         self.api = ApiServer([self._install_alert_routes, self._install_search, self._install_feedback],
-                             opts.host, opts.api_port)
+                             opts.host, opts.api_port, auth=self.authenticator, ssl_context=self.server_ssl)
         self.api.start()
         self.watcher = RulesWatcher(Path(opts.rules_path), self._reload_rules)
         self.watcher.start()
@@ -177,16 +211,17 @@ class Stack:
         app.add_routes(feedback_routes(self.paths.root))
 
     def _install_search(self, app) -> None:
-        install_search(app, self.paths.lake, self.options.settings.collector.tokens)
+        install_search(app, self.paths.lake)
 
     def urls(self) -> dict[str, str]:
         """Where to look: collector endpoints, dashboards, the outbox."""
         opts = self.options
+        tls = " (TLS)" if self.tls is not None else ""
         collector = {
-            "collector (HTTP)": f"http://{opts.host}:{opts.http_port}/v1/logs",
-            "collector (TCP NDJSON)": f"{opts.host}:{opts.tcp_port}",
-            "collector (syslog TCP/UDP)": f"{opts.host}:{opts.syslog_port or 5514}",
-            "collector metrics": f"http://{opts.host}:{opts.http_port}/metrics",
+            "collector (HTTP)": f"{self.scheme}://{opts.host}:{opts.http_port}/v1/logs",
+            "collector (TCP NDJSON)": f"{opts.host}:{opts.tcp_port}{tls}",
+            "collector (syslog TCP/UDP)": f"{opts.host}:{opts.collector_syslog_port}{' (TCP over TLS)' if tls else ''}",
+            "collector metrics": f"{self.scheme}://{opts.host}:{opts.http_port}/metrics",
         } if opts.collector else {}
         return {
             **collector,
@@ -194,7 +229,9 @@ class Stack:
             "Ray dashboard": (self.ray.dashboard_url if self.ray and self.ray.dashboard_url else
                               f"(cluster at {opts.ray_address})" if opts.ray_address else "(none)"),
             "alerts": f"console, {self.paths.alerts / 'outbox.jsonl'} and the configured channels",
-            "dashboard": f"http://{opts.host}:{opts.dashboard_port}" if opts.dashboard_port is not None else "(none)",
+            "dashboard": (self.dashboard.url.rstrip("/") if self.dashboard else
+                          f"{self.scheme}://{opts.host}:{opts.dashboard_port}") if opts.dashboard_port is not None
+            else "(none)",
             "API (search, alerts)": f"{self.api.base_url}/v1/search, {self.api.base_url}/alerts" if self.api
             else "(none)",
             "data": str(self.paths.root),

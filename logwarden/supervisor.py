@@ -3,28 +3,37 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 from pathlib import Path
 
-import requests
+from logwarden.common.tls import local_opener
 
 log = logging.getLogger(__name__)
 
 
 class CollectorProcess:
-    """``logwarden collector`` as a supervised child process."""
+    """``logwarden collector`` as a supervised child process.
 
-    def __init__(self, data_dir: Path, host: str, http_port: int, tcp_port: int, config: str | None,
-                 log_path: Path, syslog_port: int | None = None) -> None:
+    The child reads the same config file, so it serves TLS when a certificate is configured; its
+    health is then probed over https with ``ssl_context`` (which trusts that certificate)."""
+
+    def __init__(self, data_dir: Path, host: str, http_port: int, tcp_port: int | None, config: str | None,
+                 log_path: Path, syslog_port: int | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.command = [sys.executable, "-m", "logwarden", "collector", "--data-dir", str(data_dir),
-                        "--host", host, "--http-port", str(http_port), "--tcp-port", str(tcp_port)]
+                        "--host", host, "--http-port", str(http_port)]
+        self.command += ["--no-tcp"] if tcp_port is None else ["--tcp-port", str(tcp_port)]
         if syslog_port is not None:
             self.command += ["--syslog-port", str(syslog_port)]
         if config:
             self.command += ["--config", config]
-        self.health_url = f"http://{host}:{http_port}/health"
+        self._opener = local_opener(ssl_context)
+        probe_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        probe_host = f"[{probe_host}]" if ":" in probe_host else probe_host
+        self.health_url = f"{'https' if ssl_context else 'http'}://{probe_host}:{http_port}/health"
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self.restarts = 0
@@ -39,13 +48,17 @@ class CollectorProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"collector exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                if requests.get(self.health_url, timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
+            if self._healthy():
+                return
             time.sleep(0.1)
         raise RuntimeError(f"collector did not answer {self.health_url} within {timeout:.0f}s")
+
+    def _healthy(self) -> bool:
+        try:
+            with self._opener.open(self.health_url, timeout=1) as answer:
+                return answer.status == 200
+        except (urllib.error.URLError, OSError, ValueError):  # ssl.SSLError is an OSError
+            return False
 
     def alive(self) -> bool:
         """Whether the child is running."""

@@ -1,6 +1,6 @@
 """Detectors on Ray: one ``DetectorActor`` per (rule, shard), fed every batch as shared Arrow objects.
 
-Keys of a rule with ``shards: N`` are spread over N actors by a stable hash of the group-by key;
+Keys of a rule with ``shards: N`` are spread over N actors by a stable hash of the (tenant, group-by key);
 every shard is told the newest event time of the whole batch, so event time (and silence
 detection) moves on even for a shard that got no rows.
 

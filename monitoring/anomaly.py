@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from logwarden.common.tenants import DEFAULT_TENANT
+
 FIRING = "firing"
 RESOLVED = "resolved"
 
@@ -19,7 +21,11 @@ def iso_us(micros: int | None) -> str | None:
 
 @dataclass
 class Anomaly:
-    """One firing (or resolved) condition of one rule for one key, in event time."""
+    """One firing (or resolved) condition of one rule for one key of one tenant, in event time.
+
+    ``key`` is the group-by key as shown (``payment-service``); ``tenant`` the tenant whose records
+    raised it (``default`` for records without one). Identity (``id``, ``dedup_key``) includes the
+    tenant when it is not the default, so a single-tenant installation keeps the identities it had."""
 
     rule: str
     kind: str
@@ -39,16 +45,25 @@ class Anomaly:
     id: str = ""
     confidence: float | None = None  # ML anomalies: how sure the model is, in [0, 1]
     explanation: dict = field(default_factory=dict)  # ML anomalies: the features and templates behind it
+    tenant: str = DEFAULT_TENANT
 
     def __post_init__(self) -> None:
+        if not self.tenant:
+            self.tenant = DEFAULT_TENANT
         if not self.id:
             text = f"{self.rule}|{self.key}|{self.window_end}|{self.status}"
+            if self.tenant != DEFAULT_TENANT:
+                text += f"\x1f{self.tenant}"
             self.id = hashlib.sha1(text.encode()).hexdigest()[:16]
 
     @property
     def dedup_key(self) -> str:
-        """Identifies the incident across its firing and resolved events (rule + key)."""
-        return f"{self.rule}:{self.key}"
+        """Identifies the incident across its firing and resolved events: ``rule:key``, and
+        ``tenant/rule:key`` for a tenant other than the default (rule names hold neither ``/`` nor ``:``,
+        so the two forms cannot collide as long as tenant names hold no ``:``)."""
+        if self.tenant == DEFAULT_TENANT:
+            return f"{self.rule}:{self.key}"
+        return f"{self.tenant}/{self.rule}:{self.key}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for Ray, JSON and the outbox."""

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+#: 2: rule state is keyed by (tenant, key) (``monitoring.rules.keys``), and keys are routed to shards by
+#: that. A checkpoint of format 1 (keys without a tenant) is discarded: the detector starts empty.
+FORMAT = 2
 
 
 @dataclass
@@ -61,7 +63,11 @@ class CheckpointStore:
         except Exception as exc:  # noqa: BLE001 - a damaged checkpoint must not keep the detector down
             log.warning("checkpoint %s unreadable, starting empty: %r", self.path, exc)
             return None
-        if data.get("format") != FORMAT or checkpoint.fingerprint != fingerprint:
+        if data.get("format") != FORMAT:
+            log.warning("checkpoint %s is of format %s, not %d (state keyed by tenant and key); discarded, "
+                        "the detector starts empty", self.path, data.get("format"), FORMAT)
+            return None
+        if checkpoint.fingerprint != fingerprint:
             log.info("checkpoint %s is of another version of the rule; starting empty", self.path)
             return None
         return checkpoint

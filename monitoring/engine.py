@@ -2,7 +2,7 @@
 
 Each Ray actor runs one (see ``monitoring.actors``); ``logwarden rules test`` runs one offline
 (``monitoring.replay``). The anomalies of a batch come out in event-time order (window end, rule,
-key), so the same data gives the same alerts in the same order however it is batched or sharded.
+key, tenant), so the same data gives the same alerts in the same order however it is batched or sharded.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ SEEN_BATCHES = 100_000
 
 
 def anomaly_order(anomaly: Anomaly) -> tuple:
-    """Sort key of anomalies: window end (event time), then rule, key and status."""
+    """Sort key of anomalies: window end (event time), then rule, key, tenant and status."""
     return (datetime.fromisoformat(anomaly.window_end.replace("Z", "+00:00")), anomaly.rule, anomaly.key,
-            anomaly.status)
+            anomaly.tenant, anomaly.status)
 
 
 class DetectorSet:

@@ -5,7 +5,8 @@ lake (DuckDB), validated and normalized like the collector does (without clock-s
 being historical data), ordered by event time and cut into batches of ``batch_records`` as the live
 system cuts its spool. Templates are mined when a rule refers to them. Alerts are stamped in event
 time, so they are the ones the live system raises on the same data, and the output is
-byte-identical across runs.
+byte-identical across runs. Records of a log file have no tenant: they count as the default tenant's
+(``common.tenants``); the lake's records keep theirs, and tenants never count together.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logwarden.common.records import record_schema
+from logwarden.common.tenants import DEFAULT_TENANT
 from logwarden.monitoring.anomaly import FIRING, Anomaly
 from logwarden.monitoring.engine import DetectorSet
 from logwarden.monitoring.rules import RulesFile
@@ -158,8 +160,11 @@ def replay(rules: RulesFile, batch_stream: Iterable[tuple[str, pa.Table]], stats
 
 
 def alert_line(anomaly: Anomaly, with_status: bool = False) -> str:
-    """One JSON line: rule, severity, key, window_start, window_end, value (and status if asked)."""
+    """One JSON line: rule, severity, key, window_start, window_end, value, then ``tenant`` when it is not
+    the default (records of a log file have none; the lake's carry theirs) and status if asked."""
     data = {name: getattr(anomaly, name) for name in ALERT_FIELDS}
+    if anomaly.tenant != DEFAULT_TENANT:
+        data["tenant"] = anomaly.tenant
     if with_status:
         data["status"] = anomaly.status
     return orjson.dumps(data).decode()

@@ -1,4 +1,4 @@
-"""Route a batch's rows to the shards of a rule by a stable hash of the rule's group-by key."""
+"""Route a batch's rows to the shards of a rule by a stable hash of the rule's (tenant, group-by key)."""
 from __future__ import annotations
 
 import numpy as np

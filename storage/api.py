@@ -1,14 +1,16 @@
 """The search HTTP API over the lake: ``GET /v1/search``, ``GET /v1/count``, ``GET /v1/aggregates``.
 
-A bearer token maps to a tenant, and every query is confined to that tenant's records
-whatever its parameters say. With no tokens configured, only loopback clients are
-served and they see every tenant (the collector's rule).
+Every route needs role ``read`` (:mod:`logwarden.common.auth`): a token's principal has a tenant, and
+every query is confined to that tenant's records whatever its parameters say; a principal of tenant
+``"*"`` sees every tenant. With no tokens configured, only loopback clients are served and they see
+every tenant (the collector's rule).
 """
 from __future__ import annotations
 
 import asyncio
 import io
 import logging
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,8 +19,9 @@ import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
+from logwarden.common.auth import READ, Authenticator
 from logwarden.common.durations import parse_duration
-from logwarden.common.http import BackgroundHttpServer
+from logwarden.common.http import BackgroundHttpServer, principal, protect, requires
 from logwarden.storage.export import CONTENT_TYPES, FORMATS, write_stream
 from logwarden.storage.lake import Lake
 from logwarden.storage.search import (DEFAULT_LIMIT, DEFAULT_PERCENTILES, AggregateRequest, SearchError, SearchRequest,
@@ -26,12 +29,10 @@ from logwarden.storage.search import (DEFAULT_LIMIT, DEFAULT_PERCENTILES, Aggreg
 
 log = logging.getLogger(__name__)
 
-LOOPBACK = ("127.0.0.1", "::1")
 MAX_LIMIT = 10_000
 T = TypeVar("T")
 
 LAKE_KEY = web.AppKey("lake", Lake)
-TOKENS_KEY = web.AppKey("tokens", dict)
 SLOTS_KEY = web.AppKey("slots", asyncio.Semaphore)
 
 
@@ -72,19 +73,8 @@ def request_from_query(query: MultiMapping[str], max_limit: int = MAX_LIMIT) -> 
 
 
 def _tenant(request: web.Request) -> str | None:
-    """The tenant a request may see; None means every tenant (loopback without tokens)."""
-    tokens: dict[str, str] = request.app[TOKENS_KEY]
-    if not tokens:
-        if request.remote not in LOOPBACK:
-            raise web.HTTPForbidden(text="no tokens are configured: only loopback clients are accepted")
-        return None
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        raise web.HTTPUnauthorized(text="missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    tenant = tokens.get(header[7:].strip())
-    if tenant is None:
-        raise web.HTTPForbidden(text="unknown token")
-    return tenant
+    """The tenant a request may see; None means every tenant (a principal of tenant "*")."""
+    return principal(request).tenant_filter
 
 
 async def _run(request: web.Request, work: Callable[[], T]) -> T:
@@ -102,6 +92,7 @@ def _json(data: Any) -> web.Response:
     return web.Response(body=orjson.dumps(data, option=option), content_type="application/json")
 
 
+@requires(READ)
 async def search_handler(request: web.Request) -> web.Response:
     """``GET /v1/search``: matching records as JSON (``format=json|csv|parquet`` exports)."""
     tenant = _tenant(request)
@@ -133,6 +124,7 @@ async def search_handler(request: web.Request) -> web.Response:
     return _json({"tenant": tenant, "limit": wanted.limit, "count": len(rows), "records": rows})
 
 
+@requires(READ)
 async def count_handler(request: web.Request) -> web.Response:
     """``GET /v1/count``: how many records match."""
     tenant = _tenant(request)
@@ -144,6 +136,7 @@ async def count_handler(request: web.Request) -> web.Response:
         return _error(exc)
 
 
+@requires(READ)
 async def aggregates_handler(request: web.Request) -> web.Response:
     """``GET /v1/aggregates``: counts, error rate and duration percentiles per ``bucket`` (and ``by`` value)."""
     tenant = _tenant(request)
@@ -161,11 +154,10 @@ async def aggregates_handler(request: web.Request) -> web.Response:
     return _json({"tenant": tenant, "bucket_seconds": bucket, "by": asked.by, "rows": table.to_pylist()})
 
 
-def install_search(app: web.Application, lake_root: Path, tokens: dict[str, str] | None = None,
-                   max_concurrent: int = 2) -> web.Application:
-    """Add the search routes (``/v1/search``, ``/v1/count``, ``/v1/aggregates``) to ``app``."""
+def install_search(app: web.Application, lake_root: Path, max_concurrent: int = 2) -> web.Application:
+    """Add the search routes (``/v1/search``, ``/v1/count``, ``/v1/aggregates``) to ``app``, an
+    application behind :func:`logwarden.common.http.protect`."""
     app[LAKE_KEY] = Lake(Path(lake_root))
-    app[TOKENS_KEY] = dict(tokens or {})
     app[SLOTS_KEY] = asyncio.Semaphore(max_concurrent)
     app.router.add_get("/v1/search", search_handler)
     app.router.add_get("/v1/count", count_handler)
@@ -173,17 +165,18 @@ def install_search(app: web.Application, lake_root: Path, tokens: dict[str, str]
     return app
 
 
-def search_app(lake_root: Path, tokens: dict[str, str] | None = None, max_concurrent: int = 2) -> web.Application:
-    """The search API over the lake at ``lake_root``; ``tokens`` maps bearer tokens to tenants."""
-    return install_search(web.Application(), lake_root, tokens, max_concurrent)
+def search_app(lake_root: Path, auth: Authenticator | None = None, max_concurrent: int = 2) -> web.Application:
+    """The search API over the lake at ``lake_root``, behind ``auth`` (None: loopback clients only)."""
+    return install_search(protect(web.Application(), auth), lake_root, max_concurrent)
 
 
 class SearchServer(BackgroundHttpServer):
     """The search API served from a background thread with its own event loop; ``stop()`` shuts it down."""
 
-    def __init__(self, lake_root: Path, tokens: dict[str, str] | None, host: str = "127.0.0.1",
-                 port: int = 8081) -> None:
-        super().__init__(lambda: search_app(Path(lake_root), tokens), host, port, name="search-api")
+    def __init__(self, lake_root: Path, auth: Authenticator | None, host: str = "127.0.0.1",
+                 port: int = 8081, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(lambda: search_app(Path(lake_root), auth), host, port, name="search-api",
+                         ssl_context=ssl_context)
 
     @property
     def url(self) -> str:

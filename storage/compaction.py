@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from logwarden.common.atomic import fsync_path
-from logwarden.common.durations import format_duration, parse_duration
+from logwarden.common.durations import format_duration
 from logwarden.common.periodic import PeriodicJob
-from logwarden.common.yamlconf import ConfigError, check_section
+from logwarden.common.yamlconf import ConfigError, check_bool, check_duration, check_int, check_mapping
 from logwarden.storage import journal
 from logwarden.storage.lake import COMPACTED_PREFIX, Lake, parquet_files
 
@@ -55,22 +55,26 @@ class CompactionPolicy:
             raise ValueError("compression_level must be between 1 and 22 (zstd)")
 
     @classmethod
-    def from_dict(cls, section: dict[str, Any] | None) -> "CompactionPolicy":
-        """The policy from a ``storage.compaction`` mapping; raises ConfigError on bad keys or values."""
-        section = check_section(section or {}, cls.KEYS, "storage.compaction")
+    def from_dict(cls, section: Any) -> "CompactionPolicy":
+        """The policy from a ``storage.compaction`` mapping (None: the defaults); raises ConfigError with the
+        key path (``storage.compaction.min_files``) on an unknown key or a bad value."""
+        where = ("storage", "compaction")
+        section = check_mapping(section, where, cls.KEYS)
+        kwargs: dict[str, Any] = {}
+        if "enabled" in section:
+            kwargs["enabled"] = check_bool(section["enabled"], (*where, "enabled"))
+        if "min_files" in section:
+            kwargs["min_files"] = check_int(section["min_files"], (*where, "min_files"), minimum=2)
+        if "compression_level" in section:
+            kwargs["compression_level"] = check_int(section["compression_level"], (*where, "compression_level"),
+                                                    1, 22)
+        for key in ("settle", "grace", "interval"):
+            if key in section:
+                kwargs[f"{key}_seconds"] = check_duration(section[key], (*where, key), positive=key == "interval")
         try:
-            kwargs: dict[str, Any] = {}
-            for key in ("settle", "grace", "interval"):
-                if key in section:
-                    kwargs[f"{key}_seconds"] = parse_duration(section[key])
-            for key, kind in (("enabled", bool), ("min_files", int), ("compression_level", int)):
-                if key in section:
-                    if not isinstance(section[key], kind) or (kind is int and isinstance(section[key], bool)):
-                        raise ValueError(f"{key} must be {'true or false' if kind is bool else 'an integer'}")
-                    kwargs[key] = section[key]
             return cls(**kwargs)
         except ValueError as exc:
-            raise ConfigError("storage.compaction", None, str(exc)) from None
+            raise ConfigError.at(where, str(exc)) from None
 
 
 def merged_name(sources: list[Path]) -> str:

@@ -5,8 +5,8 @@
         compact_after: 7d        # raw partitions merged and recompressed (zstd) after this age
         compression_level: 9     # zstd level of compacted files (ingestion writes the default level)
         raw_after: 30d           # raw partitions deleted or archived after this age
-        raw_action: delete       # delete | archive
-        archive_dir: null        # default: <data-dir>/archive
+        raw_action: archive      # delete | archive
+        archive_dir: /srv/archive  # unset: <data-dir>/archive
         aggregates_after: 365d   # per-minute aggregates kept this long
         interval: 1h             # how often the scheduled job runs
       compaction:                # small files of recent partitions merged in the background
@@ -15,20 +15,26 @@
         grace: 5m                # replaced files stay this long (hidden) for queries already reading them
         interval: 1m
         compression_level: 3
-      elasticsearch:
+      elasticsearch:             # needs the extra: pip install 'logwarden[elasticsearch]'
         url: http://127.0.0.1:9200   # unset: no Elasticsearch sink
         index_prefix: logwarden
+
+The defaults are the fields of :class:`~logwarden.storage.retention.RetentionPolicy`,
+:class:`~logwarden.storage.compaction.CompactionPolicy` and
+:class:`~logwarden.storage.elasticsearch.ElasticsearchConfig`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from logwarden.common.yamlconf import ConfigError
+from logwarden.common.extras import require
+from logwarden.common.yamlconf import check_mapping
 from logwarden.storage.compaction import CompactionPolicy
 from logwarden.storage.elasticsearch import ElasticsearchConfig
 from logwarden.storage.retention import RetentionPolicy
 
+SECTION = "storage"
 KEYS = ("retention", "compaction", "elasticsearch")
 
 
@@ -41,21 +47,20 @@ class StorageConfig:
     elasticsearch: ElasticsearchConfig | None = None
 
     @classmethod
-    def from_dict(cls, section: dict[str, Any] | None) -> "StorageConfig":
-        """The config from the ``storage`` mapping (None: defaults); raises ConfigError on bad keys or values."""
-        if section is None:
-            return cls()
-        if not isinstance(section, dict):
-            raise ConfigError("storage", None, "section 'storage' must be a mapping")
-        unknown = sorted(set(section) - set(KEYS))
-        if unknown:
-            raise ConfigError("storage", None, f"unknown key(s) {', '.join(unknown)} in section 'storage' "
-                                               f"(expected: {', '.join(KEYS)})")
-        es_section = section.get("elasticsearch")
+    def from_dict(cls, section: Any) -> "StorageConfig":
+        """The config from the ``storage`` mapping (None: the defaults).
+
+        Raises ConfigError with the key path (``storage.retention.raw_after``) on an unknown key or a bad
+        value, and when ``elasticsearch`` is set without the optional ``elasticsearch`` package.
+        """
+        section = check_mapping(section, (SECTION,), KEYS)
+        es_section = check_mapping(section.get("elasticsearch"), (SECTION, "elasticsearch"),
+                                   ElasticsearchConfig.KEYS)
         elasticsearch = None
-        if es_section is not None and (not isinstance(es_section, dict) or es_section.get("url") is not None):
+        if es_section.get("url") is not None:
             elasticsearch = ElasticsearchConfig.from_dict(es_section)
-        elif isinstance(es_section, dict) and set(es_section) - {"url"}:
-            ElasticsearchConfig.from_dict({**es_section, "url": "http://unset"})  # still check the other keys
+            require("elasticsearch", "elasticsearch", (SECTION, "elasticsearch"))
+        elif set(es_section) - {"url"}:  # no sink, but still check the other keys
+            ElasticsearchConfig.from_dict({**es_section, "url": "http://unset"})
         return cls(retention=RetentionPolicy.from_dict(section.get("retention")),
                    compaction=CompactionPolicy.from_dict(section.get("compaction")), elasticsearch=elasticsearch)

@@ -33,8 +33,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logwarden.common.durations import parse_duration
-from logwarden.common.yamlconf import ConfigError, check_section
+from logwarden.common.yamlconf import (
+    ConfigError, check_bool, check_duration, check_int, check_mapping, check_str, describe,
+)
 from logwarden.storage.lake import Lake
 from logwarden.storage.search import SearchRequest, open_search
 
@@ -111,37 +112,39 @@ class ElasticsearchConfig:
             "breaker_cooldown")
 
     @classmethod
-    def from_dict(cls, section: dict[str, Any]) -> "ElasticsearchConfig":
-        """The settings from a ``storage.elasticsearch`` mapping; raises ConfigError on bad keys or values."""
-        section = check_section(section, cls.KEYS, "storage.elasticsearch")
+    def from_dict(cls, section: Any) -> "ElasticsearchConfig":
+        """The settings from a ``storage.elasticsearch`` mapping (with a ``url``); raises ConfigError with the
+        key path (``storage.elasticsearch.bulk_docs``) on an unknown key or a bad value."""
+        where = ("storage", "elasticsearch")
+        section = check_mapping(section, where, cls.KEYS)
         url = section.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError("storage.elasticsearch", None, "url must be an http:// or https:// URL")
+            raise ConfigError.at((*where, "url") if "url" in section else where,
+                                 f"expected an http:// or https:// URL, got {describe(url)}")
         kwargs: dict[str, Any] = {"url": url.rstrip("/")}
-        try:
-            for key in ("index_prefix", "username", "password", "api_key"):
-                if section.get(key) is not None:
-                    kwargs[key] = str(section[key])
-            for key, attr in (("timeout", "timeout_seconds"), ("initial_backoff", "initial_backoff_seconds"),
-                              ("max_backoff", "max_backoff_seconds"), ("slow_request", "slow_request_seconds"),
-                              ("breaker_cooldown", "breaker_cooldown_seconds")):
-                if key in section:
-                    kwargs[attr] = parse_duration(section[key])
-            for key in ("max_retries", "bulk_docs", "min_bulk_docs", "shards", "replicas"):
-                if key in section:
-                    value = section[key]
-                    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                        raise ValueError(f"{key} must be a non-negative integer")
-                    kwargs[key] = value
-            if "verify_certs" in section:
-                kwargs["verify_certs"] = bool(section["verify_certs"])
-        except ValueError as exc:
-            raise ConfigError("storage.elasticsearch", None, str(exc)) from None
+        if "index_prefix" in section:
+            prefix = check_str(section["index_prefix"], (*where, "index_prefix"))
+            if prefix != prefix.lower():
+                raise ConfigError.at((*where, "index_prefix"), f"expected a lower-case name, got {describe(prefix)}")
+            kwargs["index_prefix"] = prefix
+        for key in ("username", "password", "api_key"):
+            if section.get(key) is not None:
+                kwargs[key] = check_str(section[key], (*where, key), secret=key != "username")
+        for key, attr in (("timeout", "timeout_seconds"), ("initial_backoff", "initial_backoff_seconds"),
+                          ("max_backoff", "max_backoff_seconds"), ("slow_request", "slow_request_seconds"),
+                          ("breaker_cooldown", "breaker_cooldown_seconds")):
+            if key in section:
+                kwargs[attr] = check_duration(section[key], (*where, key))
+        for key in ("max_retries", "bulk_docs", "min_bulk_docs", "shards", "replicas"):
+            if key in section:
+                kwargs[key] = check_int(section[key], (*where, key), minimum=0)
+        if "verify_certs" in section:
+            kwargs["verify_certs"] = check_bool(section["verify_certs"], (*where, "verify_certs"))
         config = cls(**kwargs)
         if not 1 <= config.min_bulk_docs <= config.bulk_docs:
-            raise ConfigError("storage.elasticsearch", None, "need 1 <= min_bulk_docs <= bulk_docs")
-        if not config.index_prefix or config.index_prefix != config.index_prefix.lower():
-            raise ConfigError("storage.elasticsearch", None, "index_prefix must be non-empty and lower case")
+            raise ConfigError.at((*where, "min_bulk_docs" if "min_bulk_docs" in section else "bulk_docs"),
+                                 f"need 1 <= min_bulk_docs <= bulk_docs, got min_bulk_docs {config.min_bulk_docs} "
+                                 f"and bulk_docs {config.bulk_docs}")
         return config
 
 

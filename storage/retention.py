@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 
-from logwarden.common.durations import format_duration, parse_duration
+from logwarden.common.durations import format_duration
 from logwarden.common.periodic import PeriodicJob
-from logwarden.common.yamlconf import ConfigError, check_section
+from logwarden.common.yamlconf import (
+    ConfigError, check_bool, check_choice, check_duration, check_int, check_mapping, check_str, describe,
+)
 from logwarden.storage.compaction import merge_files
 from logwarden.storage.journal import JOURNAL, finish, lake_lock, read_journal
 from logwarden.storage.lake import COMPACTED_PREFIX, Lake, parquet_files
@@ -68,42 +70,41 @@ class RetentionPolicy:
             raise ValueError("interval must be longer than 0s")
 
     @classmethod
-    def from_dict(cls, section: dict[str, Any] | None) -> "RetentionPolicy":
-        """The policy from a ``storage.retention`` config mapping; raises ConfigError on bad keys or values."""
-        section = check_section(section or {}, cls.KEYS, "storage.retention")
+    def from_dict(cls, section: Any) -> "RetentionPolicy":
+        """The policy from a ``storage.retention`` mapping (None: the defaults); raises ConfigError with the
+        key path (``storage.retention.raw_after``) on an unknown key or a bad value."""
+        where = ("storage", "retention")
+        section = check_mapping(section, where, cls.KEYS)
+        kwargs: dict[str, Any] = {}
+        for key, attr in (("compact_after", "compact_after_days"), ("raw_after", "raw_after_days"),
+                          ("aggregates_after", "aggregates_after_days")):
+            if key in section:
+                kwargs[attr] = _days(section[key], (*where, key))
+        if "interval" in section:
+            kwargs["interval_seconds"] = check_duration(section["interval"], (*where, "interval"), positive=True)
+        if "enabled" in section:
+            kwargs["enabled"] = check_bool(section["enabled"], (*where, "enabled"))
+        if "compression_level" in section:
+            kwargs["compression_level"] = check_int(section["compression_level"], (*where, "compression_level"),
+                                                    1, 22)
+        if "raw_action" in section:
+            kwargs["raw_action"] = check_choice(section["raw_action"], (*where, "raw_action"), RAW_ACTIONS)
+        if section.get("archive_dir") is not None:
+            kwargs["archive_dir"] = Path(check_str(section["archive_dir"], (*where, "archive_dir"))).expanduser()
         try:
-            kwargs: dict[str, Any] = {}
-            for key, attr in (("compact_after", "compact_after_days"), ("raw_after", "raw_after_days"),
-                              ("aggregates_after", "aggregates_after_days")):
-                if key in section:
-                    kwargs[attr] = _days(section[key], key)
-            if "interval" in section:
-                kwargs["interval_seconds"] = parse_duration(section["interval"])
-            if "enabled" in section:
-                if not isinstance(section["enabled"], bool):
-                    raise ValueError("enabled must be true or false")
-                kwargs["enabled"] = section["enabled"]
-            if "compression_level" in section:
-                if not isinstance(section["compression_level"], int):
-                    raise ValueError("compression_level must be an integer")
-                kwargs["compression_level"] = section["compression_level"]
-            if "raw_action" in section:
-                kwargs["raw_action"] = str(section["raw_action"])
-            if section.get("archive_dir") is not None:
-                kwargs["archive_dir"] = Path(str(section["archive_dir"])).expanduser()
             return cls(**kwargs)
         except ValueError as exc:
-            raise ConfigError("storage.retention", None, str(exc)) from None
+            raise ConfigError.at(where, str(exc)) from None
 
     def archive_root(self, lake: Lake) -> Path:
         """Where archived partitions go: ``archive_dir``, or ``archive`` beside the lake."""
         return self.archive_dir or lake.root.parent / "archive"
 
 
-def _days(value: Any, key: str) -> int:
-    seconds = parse_duration(value)
+def _days(value: Any, keys: tuple) -> int:
+    seconds = check_duration(value, keys)
     if seconds % DAY:
-        raise ValueError(f"{key} must be a whole number of days (e.g. 7d), not {value!r}")
+        raise ConfigError.at(keys, f"expected a whole number of days (e.g. 7d), got {describe(value)}")
     return int(seconds // DAY)
 
 

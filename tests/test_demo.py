@@ -56,3 +56,40 @@ def test_sim_clock_never_runs_ahead_of_the_wall_clock():
     assert clock.at(WALL) == WALL - 600
     assert clock.at(WALL + 30) == WALL - 300
     assert clock.at(WALL + 1000) == WALL + 1000
+
+
+def test_demo_traffic_reaches_a_tls_collector_with_its_ingest_token(tmp_path):
+    """HTTP and TCP over TLS, verified against the configured certificate; HTTP with the token."""
+    import time
+
+    import requests
+
+    from logwarden.common.tls import TlsConfig, client_context
+    from logwarden.demo import DemoTraffic
+    from logwarden.testing.receivers import self_signed
+    from tests.collector.helpers import RunningCollector, collector_config, spooled_rows
+
+    tls = TlsConfig(*self_signed(tmp_path))
+    token = "demo-ingest-token-0123456789"
+    config = collector_config(tls=tls, tokens={token: "team-demo"})
+    with RunningCollector(tmp_path / "data", config) as collector:
+        server = collector.server
+
+        def accepted(protocol: str) -> float:
+            return server.ingestor.metrics.registry.get_sample_value(
+                "logwarden_collector_records_accepted_total", {"protocol": protocol}) or 0.0
+
+        demo = DemoTraffic(f"https://127.0.0.1:{server.http_port}/v1/logs", ("127.0.0.1", server.tcp_port),
+                           speed=100.0, rate=50.0, tick=0.1, token=token, ssl_context=client_context(tls))
+        demo.start()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (accepted("http") and accepted("ndjson-tcp")):
+                time.sleep(0.2)
+        finally:
+            demo.stop()
+        assert accepted("http") > 0 and accepted("ndjson-tcp") > 0
+        refused = requests.post(f"https://127.0.0.1:{server.http_port}/v1/logs", data=b"{}",
+                                verify=str(tls.cert_file), timeout=10)
+        assert refused.status_code == 401  # the token was what let the demo in
+    assert {r["tenant"] for r in spooled_rows(tmp_path / "data") if r["service"] != "api-gateway"} == {"team-demo"}

@@ -6,6 +6,7 @@ with ``endsAt`` set, which resolves the alert in Alertmanager.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,11 +14,33 @@ import requests
 
 from logwarden.alerting.format import view
 from logwarden.alerting.notify.base import ACKNOWLEDGE, Outgoing
+from logwarden.alerting.notify.registry import (
+    DURATION,
+    Channel,
+    ReceiverContext,
+    SectionConfig,
+    duration,
+    register_receiver,
+    setting,
+)
 from logwarden.alerting.notify.webhook import post_json
-from logwarden.common.durations import parse_duration
 from logwarden.monitoring.anomaly import RESOLVED
 
 FIRING_FOR = timedelta(hours=1)  # a firing alert re-sent by escalation or realert extends this
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["url"],
+    "properties": {"url": {"type": "string"}, "timeout": DURATION},
+}
+
+
+@dataclass(frozen=True)
+class AlertmanagerConfig(SectionConfig):
+    """``alerting.alertmanager``: the Alertmanager's base URL (or its ``/api/v2/alerts``)."""
+
+    url: str
+    timeout: float = setting(10.0, convert=duration)
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -73,10 +96,10 @@ class AlertmanagerReceiver:
 
     name = "alertmanager"
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        base = config["url"].rstrip("/")
+    def __init__(self, config: AlertmanagerConfig) -> None:
+        base = config.url.rstrip("/")
         self.url = base if base.endswith("/api/v2/alerts") else f"{base}/api/v2/alerts"
-        self.timeout = parse_duration(config.get("timeout", 10))
+        self.timeout = config.timeout
         self.session = requests.Session()
 
     def deliver(self, message: Outgoing) -> None:
@@ -88,3 +111,11 @@ class AlertmanagerReceiver:
     def close(self) -> None:
         """Close the HTTP session."""
         self.session.close()
+
+
+def build(config: AlertmanagerConfig, context: ReceiverContext) -> Channel:
+    """The Alertmanager channel."""
+    return Channel(context.name, AlertmanagerReceiver(config))
+
+
+register_receiver("alertmanager", SCHEMA, AlertmanagerConfig, build)

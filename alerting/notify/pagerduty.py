@@ -1,24 +1,63 @@
-"""PagerDuty through the Events API v2 (pdpyras): trigger with ``dedup_key`` = rule:key, resolve when
-the anomaly clears, acknowledge when acknowledged here, severity mapped."""
+"""PagerDuty through the Events API v2 (pdpyras): trigger with ``dedup_key`` = rule:key (tenant/rule:key
+for a tenant other than the default: ``Anomaly.dedup_key``, so two tenants never resolve each other's
+incident), resolve when the anomaly clears, acknowledge when acknowledged here, severity mapped."""
 
 from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import Mapping
 
 with warnings.catch_warnings():  # pdpyras announces its successor on import; it is the library asked for
     warnings.simplefilter("ignore", UserWarning)
     import pdpyras
 
-from logwarden.alerting.config import DEFAULT_PD_SEVERITY
 from logwarden.alerting.format import view
 from logwarden.alerting.notify.base import ACKNOWLEDGE, DeliveryError, Outgoing
-from logwarden.common.durations import parse_duration
+from logwarden.alerting.notify.registry import (
+    DURATION,
+    SEVERITIES,
+    Channel,
+    ReceiverContext,
+    SectionConfig,
+    duration,
+    register_receiver,
+    setting,
+)
 from logwarden.monitoring.anomaly import RESOLVED, Anomaly
 
 log = logging.getLogger(__name__)
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_PD_SEVERITY = {"CRITICAL": "critical", "HIGH": "error", "MEDIUM": "warning", "LOW": "info"}
+
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["routing_key"],
+    "properties": {
+        "routing_key": {"type": "string", "minLength": 1},
+        "events_url": {"type": "string"},
+        "severity_map": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {s: {"enum": ["critical", "error", "warning", "info"]} for s in SEVERITIES},
+        },
+        "timeout": DURATION,
+    },
+}
+
+
+@dataclass(frozen=True)
+class PagerDutyConfig(SectionConfig):
+    """``alerting.pagerduty``: the integration's routing key; our severities mapped to PagerDuty's."""
+
+    routing_key: str
+    events_url: str = DEFAULT_EVENTS_URL
+    severity_map: Mapping[str, str] = setting(
+        default_factory=lambda: dict(DEFAULT_PD_SEVERITY), convert=lambda v, path: {**DEFAULT_PD_SEVERITY, **v}
+    )
+    timeout: float = setting(10.0, convert=duration)
 
 
 def escalation_dedup_key(dedup_key: str, level: int) -> str:
@@ -31,17 +70,17 @@ class PagerDutyReceiver:
 
     name = "pagerduty"
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        url = config.get("events_url", DEFAULT_EVENTS_URL).rstrip("/")
+    def __init__(self, config: PagerDutyConfig) -> None:
+        url = config.events_url.rstrip("/")
         base = url[: -len("/v2/enqueue")] if url.endswith("/v2/enqueue") else url
-        self.session = pdpyras.EventsAPISession(config["routing_key"])
+        self.session = pdpyras.EventsAPISession(config.routing_key)
         self.session.url = base
-        self.session.timeout = parse_duration(config.get("timeout", 10))
+        self.session.timeout = config.timeout
         self.session.retry = {}  # no retries inside the client: the outbox retries with backoff
         self.session.max_network_attempts = 0
         self.session.retry[429] = 1  # one bounded retry on 429 instead of the client's endless loop
         self.session.sleep_timer = 0.1
-        self.severity_map = {**DEFAULT_PD_SEVERITY, **config.get("severity_map", {})}
+        self.severity_map = dict(config.severity_map)
 
     def _trigger(self, anomaly: Anomaly, level: int, dashboard_url: str | None) -> None:
         v = view(anomaly, dashboard_url)
@@ -59,6 +98,7 @@ class PagerDutyReceiver:
                 "rule": anomaly.rule,
                 "type": v.type,
                 "key": anomaly.key,
+                "tenant": anomaly.tenant,
                 "service": v.service,
                 "count": v.count_and_window,
                 "window": v.window,
@@ -98,3 +138,11 @@ class PagerDutyReceiver:
     def close(self) -> None:
         """Close the HTTP session."""
         self.session.close()
+
+
+def build(config: PagerDutyConfig, context: ReceiverContext) -> Channel:
+    """The PagerDuty channel."""
+    return Channel(context.name, PagerDutyReceiver(config))
+
+
+register_receiver("pagerduty", SCHEMA, PagerDutyConfig, build)

@@ -6,18 +6,110 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import orjson
 import requests
 
-from logwarden.alerting.config import RemediationAction, RemediationPolicy
 from logwarden.alerting.notify.base import DeliveryError, Outgoing
+from logwarden.alerting.notify.registry import (
+    DURATION,
+    RATE,
+    Channel,
+    RateLimit,
+    ReceiverContext,
+    SectionConfig,
+    SectionError,
+    as_tuple,
+    duration,
+    parse_rate_limit,
+    register_receiver,
+    setting,
+)
 from logwarden.alerting.notify.webhook import post_json
 
 log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "remediation."
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "dry_run": {"type": "boolean"},
+        "allowed_commands": {"type": "array", "items": {"type": "string"}},
+        "allowed_urls": {"type": "array", "items": {"type": "string"}},
+        "rate_limit": RATE,
+        "actions": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["rules"],
+                "properties": {
+                    "rules": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "webhook": {"type": "string"},
+                    "timeout": DURATION,
+                    "rate_limit": RATE,
+                },
+                "oneOf": [{"required": ["command"]}, {"required": ["webhook"]}],
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class RemediationAction(SectionConfig):
+    """A command or webhook run with the anomaly as input when one of ``rules`` fires."""
+
+    name: str
+    rules: tuple[str, ...] = setting(convert=as_tuple)
+    command: tuple[str, ...] = setting((), convert=as_tuple)
+    webhook: str | None = None
+    timeout: float = setting(30.0, convert=duration)
+    rate_limit: RateLimit | None = setting(None, convert=parse_rate_limit)
+
+
+def _actions(raw: Mapping[str, Any], path: list) -> tuple[RemediationAction, ...]:
+    actions = []
+    for name, spec in raw.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise SectionError(path + [name], "an action name may hold letters, digits, '_', '.' and '-' only")
+        actions.append(RemediationAction.from_dict({**spec, "name": name}, path + [name]))
+    return tuple(actions)
+
+
+def _command_allowed(command: tuple[str, ...], allowed: tuple[str, ...]) -> bool:
+    executable = shutil.which(command[0]) or command[0]
+    return command[0] in allowed or executable in allowed
+
+
+@dataclass(frozen=True)
+class RemediationPolicy(SectionConfig):
+    """``alerting.remediation``: actions behind an allow-list, a rate limit (skipped, not deferred,
+    when exceeded) and a dry-run mode (on by default)."""
+
+    dry_run: bool = True
+    allowed_commands: tuple[str, ...] = setting((), convert=as_tuple)
+    allowed_urls: tuple[str, ...] = setting((), convert=as_tuple)
+    rate_limit: RateLimit = setting(RateLimit(1, 600.0), convert=parse_rate_limit)
+    actions: tuple[RemediationAction, ...] = setting((), convert=_actions)
+
+    def __post_init__(self) -> None:
+        for action in self.actions:
+            path = ["actions", action.name]
+            if action.command and not _command_allowed(action.command, self.allowed_commands):
+                raise SectionError(
+                    path + ["command"], f"{action.command[0]!r} is not in alerting.remediation.allowed_commands"
+                )
+            if action.webhook and not any(action.webhook.startswith(p) for p in self.allowed_urls):
+                raise SectionError(
+                    path + ["webhook"], f"{action.webhook!r} matches no prefix of alerting.remediation.allowed_urls"
+                )
 
 
 def channel_of(action: RemediationAction) -> str:
@@ -37,13 +129,8 @@ class RemediationReceiver:
         self.session = requests.Session()
 
     def _allowed(self) -> None:
-        if self.action.command:
-            executable = shutil.which(self.action.command[0]) or self.action.command[0]
-            if (
-                self.action.command[0] not in self.policy.allowed_commands
-                and executable not in self.policy.allowed_commands
-            ):
-                raise DeliveryError(f"command {self.action.command[0]!r} is not allowed", retryable=False)
+        if self.action.command and not _command_allowed(self.action.command, self.policy.allowed_commands):
+            raise DeliveryError(f"command {self.action.command[0]!r} is not allowed", retryable=False)
         if self.action.webhook and not any(
             self.action.webhook.startswith(p) for p in self.policy.allowed_urls
         ):
@@ -100,3 +187,20 @@ class RemediationReceiver:
     def close(self) -> None:
         """Close the HTTP session."""
         self.session.close()
+
+
+def build(policy: RemediationPolicy, context: ReceiverContext) -> list[Channel]:
+    """A channel per action, triggered by the firing anomalies of its rules, under its rate limit
+    (or the section's)."""
+    return [
+        Channel(
+            channel_of(action),
+            RemediationReceiver(action, policy),
+            rate_limit=action.rate_limit or policy.rate_limit,
+            triggered_by=action.rules,
+        )
+        for action in policy.actions
+    ]
+
+
+register_receiver("remediation", SCHEMA, RemediationPolicy, build, channel_keys=False)

@@ -7,7 +7,7 @@ service, count and window, value against threshold, time, action, sample lines, 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -15,9 +15,47 @@ from slack_sdk.webhook import WebhookClient
 
 from logwarden.alerting.format import AlertView, group_title, view
 from logwarden.alerting.notify.base import ACKNOWLEDGE, DeliveryError, Outgoing
-from logwarden.common.durations import parse_duration
+from logwarden.alerting.notify.registry import (
+    DURATION,
+    Channel,
+    ReceiverContext,
+    SectionConfig,
+    SectionError,
+    duration,
+    register_receiver,
+    setting,
+)
 
 log = logging.getLogger(__name__)
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "webhook_url": {"type": "string"},
+        "token": {"type": "string"},
+        "channel": {"type": "string"},
+        "base_url": {"type": "string"},
+        "timeout": DURATION,
+    },
+}
+
+
+@dataclass(frozen=True)
+class SlackConfig(SectionConfig):
+    """``alerting.slack``: an incoming webhook URL, or a bot token and the channel to post to."""
+
+    webhook_url: str | None = None
+    token: str | None = None
+    channel: str | None = None
+    base_url: str = "https://slack.com/api/"
+    timeout: float = setting(10.0, convert=duration)
+
+    def __post_init__(self) -> None:
+        if not self.webhook_url and not self.token:
+            raise SectionError([], "set webhook_url (incoming webhook) or token and channel (chat.postMessage)")
+        if self.token and not self.channel:
+            raise SectionError(["channel"], "a bot token needs the channel to post to")
+
 MAX_ALERTS_SHOWN = 10
 _PERMANENT_ERRORS = {
     "invalid_auth",
@@ -112,18 +150,17 @@ class SlackReceiver:
 
     name = "slack"
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        timeout = int(parse_duration(config.get("timeout", 10))) or 1
-        self.channel = config.get("channel")
+    def __init__(self, config: SlackConfig) -> None:
+        timeout = int(config.timeout) or 1
+        self.channel = config.channel
         self.webhook: WebhookClient | None = None
         self.client: WebClient | None = None
-        if config.get("token"):
-            base_url = config.get("base_url", "https://slack.com/api/")
+        if config.token:
             self.client = WebClient(
-                token=config["token"], base_url=base_url.rstrip("/") + "/", timeout=timeout, retry_handlers=[]
+                token=config.token, base_url=config.base_url.rstrip("/") + "/", timeout=timeout, retry_handlers=[]
             )
         else:
-            self.webhook = WebhookClient(config["webhook_url"], timeout=timeout, retry_handlers=[])
+            self.webhook = WebhookClient(config.webhook_url, timeout=timeout, retry_handlers=[])
 
     def deliver(self, message: Outgoing) -> None:
         """Post the message; a refusal Slack will repeat is not retried."""
@@ -151,3 +188,11 @@ class SlackReceiver:
 
     def close(self) -> None:
         """Nothing to release (the clients open a connection per request)."""
+
+
+def build(config: SlackConfig, context: ReceiverContext) -> Channel:
+    """The Slack channel."""
+    return Channel(context.name, SlackReceiver(config))
+
+
+register_receiver("slack", SCHEMA, SlackConfig, build)

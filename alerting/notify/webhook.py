@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import requests
 
 from logwarden.alerting.format import view
 from logwarden.alerting.notify.base import DeliveryError, Outgoing
-from logwarden.common.durations import parse_duration
+from logwarden.alerting.notify.registry import (
+    DURATION,
+    Channel,
+    ReceiverContext,
+    SectionConfig,
+    duration,
+    register_receiver,
+    setting,
+)
+
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["url"],
+    "properties": {
+        "url": {"type": "string"},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "timeout": DURATION,
+    },
+}
+
+
+@dataclass(frozen=True)
+class WebhookConfig(SectionConfig):
+    """``alerting.webhook``: the URL the alerts are POSTed to, with extra headers."""
+
+    url: str
+    headers: Mapping[str, str] = setting(default_factory=dict, convert=lambda v, path: dict(v))
+    timeout: float = setting(10.0, convert=duration)
 
 
 def webhook_body(message: Outgoing) -> dict[str, Any]:
@@ -57,10 +86,10 @@ class WebhookReceiver:
 
     name = "webhook"
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.url = config["url"]
-        self.headers = dict(config.get("headers", {}))
-        self.timeout = parse_duration(config.get("timeout", 10))
+    def __init__(self, config: WebhookConfig) -> None:
+        self.url = config.url
+        self.headers = dict(config.headers)
+        self.timeout = config.timeout
         self.session = requests.Session()
 
     def deliver(self, message: Outgoing) -> None:
@@ -70,3 +99,11 @@ class WebhookReceiver:
     def close(self) -> None:
         """Close the HTTP session."""
         self.session.close()
+
+
+def build(config: WebhookConfig, context: ReceiverContext) -> Channel:
+    """The webhook channel."""
+    return Channel(context.name, WebhookReceiver(config))
+
+
+register_receiver("webhook", SCHEMA, WebhookConfig, build)

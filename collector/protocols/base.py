@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from logwarden.collector.batch import BatchDecoder, DecodedBatch
 from logwarden.collector.decoding import RawRecord
 from logwarden.collector.ingest import IngestResult
 
@@ -54,6 +55,8 @@ class HttpProtocol(ABC):
     name: ClassVar[str] = ""
     #: (method, aiohttp route path) pairs, e.g. ``("POST", "/loki/api/v1/push")``.
     routes: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: ``Content-Encoding`` values this protocol takes beyond gzip, deflate and zstd (e.g. ``("snappy",)``).
+    encodings: ClassVar[tuple[str, ...]] = ()
 
     def accepts(self, request: ProtocolRequest) -> bool:
         """Whether this request is for this protocol (for paths shared with another protocol,
@@ -64,9 +67,16 @@ class HttpProtocol(ABC):
     def decode(self, request: ProtocolRequest) -> list[RawRecord]:
         """The records of the body; raise ``BodyError`` when the body as a whole is unreadable."""
 
+    def decode_batch(self, request: ProtocolRequest, decoder: BatchDecoder) -> DecodedBatch | None:
+        """Optional fast path: the body decoded *and* validated as one batch (an Arrow table, as the
+        columnar path of the native API makes), or None to take the per-record path (``decode``, then
+        validation record by record). Raises ``BodyError`` like ``decode``."""
+        return None
+
     @abstractmethod
     def answer(self, request: ProtocolRequest, records: list[RawRecord], result: IngestResult) -> ProtocolAnswer:
-        """The protocol's own answer for ``result`` (accepted/rejected counts and per-record errors)."""
+        """The protocol's own answer for ``result`` (accepted/rejected counts and per-record errors).
+        ``records`` is empty when the body took the ``decode_batch`` path."""
 
     @abstractmethod
     def error(self, request: ProtocolRequest | None, status: int, message: str) -> ProtocolAnswer:

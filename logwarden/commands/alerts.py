@@ -16,6 +16,7 @@ from logwarden.commands.common import add_data_dir
 from logwarden.common.paths import DataDir
 
 SEVERITIES = ("critical", "high", "medium", "low")
+TENANT_HELP = "only this tenant's alerts (default: every tenant)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,12 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--rule", default=None)
     listing.add_argument("--status", choices=("firing", "resolved"), default=None)
     listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--tenant", default=None, help=TENANT_HELP)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(func=run_list)
 
     show = actions.add_parser("show", help="one alert with its deliveries")
     add_data_dir(show)
     show.add_argument("id", help="alert number, anomaly id or dedup key (rule:key)")
+    show.add_argument("--tenant", default=None, help=TENANT_HELP)
     show.set_defaults(func=run_show)
 
     ack = actions.add_parser("ack", help="acknowledge an alert (its incident): stops escalation")
@@ -45,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ack.add_argument("id", help="alert number, anomaly id or dedup key (rule:key)")
     ack.add_argument("--by", default=None, help="who acknowledges (default: the current user)")
     ack.add_argument("--note", default="", help="a note kept with the acknowledgement")
+    ack.add_argument("--tenant", default=None, help=TENANT_HELP)
     ack.set_defaults(func=run_ack)
 
     dead = actions.add_parser("dead", help="messages given up on after their last attempt")
@@ -89,6 +93,14 @@ def _delivery_text(alert: dict) -> str:
     return " ".join(parts)
 
 
+def _shown_key(alert: dict) -> str:
+    """The key column: the key, after its tenant when that is not the default one."""
+    from logwarden.common.tenants import DEFAULT_TENANT
+
+    tenant = alert.get("tenant") or DEFAULT_TENANT
+    return alert["key"] if tenant == DEFAULT_TENANT else f"{tenant}/{alert['key']}"
+
+
 def run_list(args: argparse.Namespace) -> int:
     """Print the alerts matching the filters."""
     from logwarden.alerting import history
@@ -108,6 +120,7 @@ def run_list(args: argparse.Namespace) -> int:
         rule=args.rule,
         status=args.status,
         limit=args.limit,
+        tenant=args.tenant,
     )
     if args.json:
         for alert in alerts:
@@ -124,7 +137,7 @@ def run_list(args: argparse.Namespace) -> int:
         ack = a["acked_by"] or ("-" if a["status"] == "firing" else "")
         print(
             f"{a['id']:>5}  {_when(a['received_at']):<19}  {a['severity']:<8}  {a['status']:<8}  "
-            f"{a['rule'][:22]:<22}  {a['key'][:16]:<16}  {ack[:12]:<12}  {_delivery_text(a)}"
+            f"{a['rule'][:22]:<22}  {_shown_key(a)[:16]:<16}  {ack[:12]:<12}  {_delivery_text(a)}"
         )
     return 0
 
@@ -133,7 +146,7 @@ def run_show(args: argparse.Namespace) -> int:
     """Print one alert as JSON."""
     from logwarden.alerting import history
 
-    alert = history.get_alert(_alerts_dir(args), args.id)
+    alert = history.get_alert(_alerts_dir(args), args.id, tenant=args.tenant)
     if alert is None:
         print(f"logwarden alerts show: no alert {args.id}", file=sys.stderr)
         return 1
@@ -146,7 +159,9 @@ def run_ack(args: argparse.Namespace) -> int:
     from logwarden.alerting import history
 
     try:
-        result = history.acknowledge(_alerts_dir(args), args.id, by=args.by or current_user(), note=args.note)
+        result = history.acknowledge(
+            _alerts_dir(args), args.id, by=args.by or current_user(), note=args.note, tenant=args.tenant
+        )
     except KeyError:
         print(f"logwarden alerts ack: no alert {args.id}", file=sys.stderr)
         return 1

@@ -7,10 +7,10 @@ import sys
 
 from logwarden.commands.common import add_config, add_data_dir
 
-_PORT_OPTIONS = (
-    ("http_port", "HTTP port (default 8080)"),
-    ("tcp_port", "TCP newline-delimited JSON port (default 5170; 0 picks a free port)"),
-    ("syslog_port", "syslog port, TCP (RFC 6587) and UDP (default 5514)"),
+_PORT_OPTIONS = (  # each overrides its collector.* setting (0 picks a free port)
+    ("http_port", "HTTP port (default: collector.http_port of --config)"),
+    ("tcp_port", "TCP newline-delimited JSON port (default: collector.tcp_port of --config)"),
+    ("syslog_port", "syslog port, TCP (RFC 6587) and UDP (default: collector.syslog_port of --config)"),
 )
 
 
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_data_dir(parser)
     add_config(parser)
-    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--host", default=None, help="address to bind (default: collector.host of --config)")
     for name, text in _PORT_OPTIONS:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None, help=text)
     parser.add_argument("--no-tcp", action="store_true", help="do not listen for TCP NDJSON")
@@ -33,9 +33,12 @@ def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT."""
     from logwarden.collector import run_collector
     from logwarden.common.paths import DataDir
+    from logwarden.security import stack_auth, stack_tls
     from logwarden.settings import load_settings
 
-    config = load_settings(args.config).collector
+    settings = load_settings(args.config)
+    config = settings.collector
+    config.tls = stack_tls(settings)  # the one certificate of every listener
     for name in ("host", "http_port", "tcp_port", "syslog_port"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_syslog:
         config.syslog_port = None
     try:
-        run_collector(DataDir.at(args.data_dir), config)
+        run_collector(DataDir.at(args.data_dir), config, stack_auth(settings))
     except ValueError as exc:  # e.g. a TLS certificate that cannot be loaded
         print(f"logwarden: {exc}", file=sys.stderr)
         return 2

@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``retention`` subcommand."""
     parser = subparsers.add_parser(
         "retention", help="compact, archive or delete old lake partitions",
-        description="Compact and recompress raw partitions after storage.retention.compact_after (7d), "
-        "delete or archive them after raw_after (30d), delete aggregates after aggregates_after (365d). "
+        description="Compact and recompress raw partitions after storage.retention.compact_after, "
+        "delete or archive them after raw_after, delete aggregates after aggregates_after (see --config). "
         "Idempotent; the running stack does the same on a schedule.")
     add_data_dir(parser)
     add_config(parser)
@@ -30,12 +30,10 @@ def run(args: argparse.Namespace) -> int:
     """Plan, print and (unless --dry-run) apply."""
     from logwarden.settings import load_settings
     from logwarden.storage import Lake
-    from logwarden.storage.config import StorageConfig
     from logwarden.storage.retention import run_retention
     from logwarden.storage.search import SearchError, parse_time
 
-    settings = load_settings(args.config)
-    config = StorageConfig.from_dict(settings.raw.get("storage"))
+    config = load_settings(args.config).storage
     lake = Lake(DataDir.at(args.data_dir).lake)
     try:
         now: datetime | None = parse_time(args.now) if args.now else None

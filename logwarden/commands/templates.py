@@ -9,7 +9,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
 
 from logwarden.processing.templates import FileTemplateStore, HeaderFormat, MinerConfig, TemplateMiner
 
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         header = HeaderFormat(args.log_format)
         config = _load_config(args.miner_config)
-    except (ValueError, TypeError, OSError, yaml.YAMLError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         logger.error("%s", exc)
         return 2
     if not args.input.is_file():
@@ -66,10 +65,16 @@ def run(args: argparse.Namespace) -> int:
 def _load_config(path: Path | None) -> MinerConfig:
     if path is None:
         return MinerConfig()
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    from logwarden.common.yamlconf import describe, load_yaml
+
+    doc = load_yaml(path)  # the one YAML loader: duplicate keys, alias bombs refused; ${ENV} expanded
+    data = {} if doc.data is None else doc.data
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: miner config must be a mapping")
-    return MinerConfig.from_dict(data)
+        raise doc.error([], f"a miner config must be a mapping, got {describe(data)}")
+    try:
+        return MinerConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise doc.error([], str(exc)) from None
 
 
 def _read_lines(path: Path) -> Iterator[str]:

@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 from logwarden.commands.common import add_config, add_data_dir
-from logwarden.schemas import ANOMALY_SCHEMA_PATH
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,19 +15,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("up", help="start collector, Dask, Ray, detectors and alerting")
     add_data_dir(parser)
     add_config(parser)
-    parser.add_argument("--rules", default=str(ANOMALY_SCHEMA_PATH),
-                        help="rules file (default schemas/anomaly_schema.yaml)")
+    parser.add_argument("--rules", default=None,
+                        help="rules file (default: monitoring.rules of --config, else the shipped "
+                             "schemas/anomaly_schema.yaml)")
     parser.add_argument("--demo", action="store_true", help="send demo traffic with incidents")
     parser.add_argument("--demo-speed", type=float, default=10.0,
                         help="how much faster than the wall clock the demo's simulated clock runs (default 10)")
     parser.add_argument("--demo-no-incidents", action="store_true", help="demo traffic without incidents")
     parser.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS",
                         help="stop by itself after SECONDS")
-    parser.add_argument("--host", default="127.0.0.1", help="address every service binds (default 127.0.0.1)")
-    parser.add_argument("--http-port", type=int, default=8080, help="collector HTTP port (default 8080)")
-    parser.add_argument("--tcp-port", type=int, default=5170, help="collector TCP NDJSON port (default 5170)")
+    parser.add_argument("--host", default=None,
+                        help="address every service binds (default: collector.host of --config)")
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="collector HTTP port (default: collector.http_port of --config)")
+    parser.add_argument("--tcp-port", type=int, default=None,
+                        help="collector TCP NDJSON port (default: collector.tcp_port of --config)")
     parser.add_argument("--syslog-port", type=int, default=None,
-                        help="collector syslog port, TCP (RFC 6587) and UDP (default 5514)")
+                        help="collector syslog port, TCP (RFC 6587) and UDP (default: collector.syslog_port of --config)")
     parser.add_argument("--api-port", type=int, default=8081,
                         help="API port: alerts, acknowledgement, search (default 8081)")
     parser.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
@@ -51,9 +54,10 @@ def _options(args: argparse.Namespace):
     from logwarden.settings import load_settings
     from logwarden.stack import StackOptions
 
-    return StackOptions(
+    return StackOptions(  # options left None take their value from the settings
         data_dir=Path(args.data_dir), settings=load_settings(args.config), config_path=args.config,
-        rules_path=Path(args.rules), host=args.host, http_port=args.http_port, tcp_port=args.tcp_port,
+        rules_path=Path(args.rules) if args.rules else None, host=args.host, http_port=args.http_port,
+        tcp_port=args.tcp_port,
         api_port=args.api_port, syslog_port=args.syslog_port,
         dask_scheduler=args.dask_scheduler, dask_workers=args.dask_workers, adaptive_max=args.adaptive,
         dask_dashboard_port=None if args.no_dashboards else args.dask_dashboard_port,

@@ -141,11 +141,18 @@ def handle_feedback(store: FeedbackStore, anomaly_id: str, body: dict[str, Any])
 
 def feedback_routes(data_dir: str | Path, prefix: str = "/ml/anomalies") -> list:
     """aiohttp routes: ``POST {prefix}/{id}/feedback`` (JSON ``{"verdict", "by", "note"}``) and
-    ``GET {prefix}/{id}`` (the anomaly with its feedback). Mount with ``app.add_routes(...)``."""
+    ``GET {prefix}/{id}`` (the anomaly with its feedback). Mount with ``app.add_routes(...)`` on an
+    application behind :func:`logwarden.common.http.protect`: both need role admin of every tenant
+    (tenant ``"*"``), since the ML anomalies and the models that learn from the verdicts are not
+    per tenant."""
     from aiohttp import web
+
+    from logwarden.common.auth import ADMIN
+    from logwarden.common.http import requires
 
     store = FeedbackStore.for_data_dir(data_dir)
 
+    @requires(ADMIN, all_tenants=True)
     async def post(request: web.Request) -> web.Response:
         try:
             body = await request.json() if request.can_read_body else {}
@@ -159,6 +166,7 @@ def feedback_routes(data_dir: str | Path, prefix: str = "/ml/anomalies") -> list
         status, out = handle_feedback(store, request.match_info["id"], body)
         return web.json_response(out, status=status)
 
+    @requires(ADMIN, all_tenants=True)
     async def get(request: web.Request) -> web.Response:
         found = store.get(request.match_info["id"])
         if found is None:

@@ -6,9 +6,18 @@ new_template, forecast). Anomalies carry ``value`` = score and ``threshold`` = t
 threshold; the confidence and the explanation (features, templates) are the first sample line
 (``ml: {json}``) and part of the description — and the ``confidence`` / ``explanation`` fields
 themselves when ``Anomaly`` has them.
+
+Tenants: the records of each tenant go to a stream of their own (``stream`` for the default tenant,
+``tenant_streams`` for the others, made on a tenant's first records), so every finding is computed
+from one tenant's records and carries that tenant; alert state is per (tenant, key). The model loaded
+from the registry (trained on the lake, whatever tenants it holds) is handed to every tenant's stream;
+a model trained in process is trained on that tenant's data, and only the default tenant's is saved to
+the registry. Feedback patterns of a tenant other than the default are qualified with the tenant, so a
+false-positive verdict suppresses the pattern for that tenant only.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import fields as dataclass_fields
@@ -16,8 +25,10 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from logwarden.common.durations import parse_duration
+from logwarden.common.tenants import DEFAULT_TENANT
 from logwarden.monitoring.anomaly import Anomaly
 from logwarden.monitoring.ml.feedback import FeedbackStore
 from logwarden.monitoring.ml.finding import MINUTE_US, Finding
@@ -31,6 +42,7 @@ from logwarden.monitoring.ml.templates import TemplateNoveltyDetector
 from logwarden.monitoring.ml.window_stream import WindowStream
 from logwarden.monitoring.rules.base import US, Rule
 from logwarden.monitoring.rules.filters import compile_filter
+from logwarden.monitoring.rules.keys import TENANT_SEPARATOR, scoped_key, tenant_column
 from logwarden.monitoring.rules.spec import RuleSpec, Threshold
 
 log = logging.getLogger(__name__)
@@ -91,7 +103,9 @@ class MlRule(Rule):
         raw = dict(spec.source) if isinstance(spec, RuleSpec) else dict(spec)
         self.config = MlConfig.from_dict(raw)
         super().__init__(_rule_spec(raw))
-        self.stream = build_stream(self.config, self.realert_us)
+        self.stream = build_stream(self.config, self.realert_us)  # the default tenant's
+        self.tenant_streams: dict[str, Any] = {}  # the other tenants', made on their first records
+        self._model: Any = None  # the model last loaded from the registry, for every tenant's stream
         self.registry = ModelRegistry(self.config.model_dir) if self.config.model_dir else None
         self.feedback = FeedbackStore.for_data_dir(self.config.data_dir) if self.config.data_dir else None
         self.model_version: str | None = None
@@ -110,6 +124,8 @@ class MlRule(Rule):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("tenant_streams", {})
+        self.__dict__.setdefault("_model", None)
         self.matches = compile_filter(self.spec.filter)
         self._registry_checked = self._feedback_checked = 0.0  # monotonic clocks do not cross processes
 
@@ -130,22 +146,63 @@ class MlRule(Rule):
             log.warning("rule %s: model %s %s is a %s model, not %s; ignored", self.spec.name,
                         self.config.model_name, latest, info.manifest.get("kind"), self.stream.kind)
             return False
+        self._model = model
         self.stream.use_model(model)
+        for stream in self.tenant_streams.values():
+            stream.use_model(copy.deepcopy(model))  # a stream may learn into its model (templates)
         self.model_version = latest
         log.info("rule %s: using model %s %s", self.spec.name, self.config.model_name, latest)
         return True
 
-    def _train_in_process(self, watermark_us: int) -> None:
+    # tenants ------------------------------------------------------------------------------
+    def stream_of(self, tenant: str) -> Any:
+        """The stream of ``tenant``'s records (made, with the registry's model, on first use)."""
+        if tenant == DEFAULT_TENANT:
+            return self.stream
+        stream = self.tenant_streams.get(tenant)
+        if stream is None:
+            stream = self.tenant_streams[tenant] = build_stream(self.config, self.realert_us)
+            if self._model is not None:
+                stream.use_model(copy.deepcopy(self._model))
+        return stream
+
+    def streams(self) -> list[tuple[str, Any]]:
+        """(tenant, stream) of every tenant seen, the default first, then by name."""
+        return [(DEFAULT_TENANT, self.stream), *sorted(self.tenant_streams.items())]
+
+    @staticmethod
+    def by_tenant(table: pa.Table) -> list[tuple[str, pa.Table]]:
+        """``table``'s rows per tenant (records without a tenant are the default tenant's)."""
+        tenants = tenant_column(table)
+        if isinstance(tenants, pa.Scalar):
+            return [(DEFAULT_TENANT, table)]
+        distinct = sorted(pc.unique(tenants).to_pylist())
+        if len(distinct) == 1:
+            return [(distinct[0], table)]
+        return [(tenant, table.filter(pc.equal(tenants, tenant))) for tenant in distinct]
+
+    @staticmethod
+    def pattern_of(tenant: str, pattern: str) -> str:
+        """A finding's feedback pattern: as the model says for the default tenant, tenant-qualified else."""
+        return pattern if tenant == DEFAULT_TENANT else f"{tenant}{TENANT_SEPARATOR}{pattern}"
+
+    def _train_in_process(self, watermark_us: int, tenant: str = DEFAULT_TENANT, stream: Any = None) -> None:
+        stream = self.stream if stream is None else stream
         extra = self.feedback.false_positive_payloads(self.spec.name) if self.feedback else []
-        if self.stream.kind == "window":
+        extra = [p for p in extra if p.get("tenant", DEFAULT_TENANT) == tenant]
+        if stream.kind == "window":
             rows: dict[str, list] = {}
             for payload in extra:
                 rows.setdefault(payload.get("service", ""), []).extend(payload.get("rows", []))
-            model = self.stream.fit(watermark_us, rows)
+            model = stream.fit(watermark_us, rows)
             summary = model.summary()
         else:
-            model = self.stream.fit(watermark_us, [p["sequence"] for p in extra if "sequence" in p])
+            model = stream.fit(watermark_us, [p["sequence"] for p in extra if "sequence" in p])
             summary = {"sessions": model.n_train, "threshold": model.threshold}
+        if tenant != DEFAULT_TENANT:
+            log.info("rule %s: trained a model for tenant %s in process (kept in memory only)", self.spec.name,
+                     tenant)
+            return
         if self.registry is not None:
             saved = self.registry.save(self.config.model_name, model, self.stream.kind,
                                        {**summary, "trained_in": "rule", "false_positives": len(extra)})
@@ -153,15 +210,20 @@ class MlRule(Rule):
 
     # the Rule surface ----------------------------------------------------------------------
     def on_matches(self, matched: pa.Table) -> list[Anomaly]:
-        return self._raise(self.stream.add(matched))
+        anomalies: list[Anomaly] = []
+        for tenant, records in self.by_tenant(matched):
+            anomalies += self._raise(self.stream_of(tenant).add(records), tenant)
+        return anomalies
 
     def evaluate(self) -> list[Anomaly]:
         watermark = self.watermark_us
         if time.monotonic() - self._registry_checked >= RELOAD_CHECK_S:
             self.reload_model()
-        anomalies = self._raise(self.stream.close(watermark))
-        if self.stream.due(watermark):
-            self._train_in_process(watermark)
+        anomalies: list[Anomaly] = []
+        for tenant, stream in self.streams():
+            anomalies += self._raise(stream.close(watermark), tenant)
+            if stream.due(watermark):
+                self._train_in_process(watermark, tenant, stream)
         for key, (start, last) in list(self.last_finding.items()):
             if watermark - last >= self.stream.quiet_us:
                 resolved = self.resolve(key, lambda: self.resolved(key, start, watermark, 0.0))
@@ -173,7 +235,8 @@ class MlRule(Rule):
         watermark = self.watermark_us
         if watermark is None:
             return
-        self.stream.garbage_collect(watermark)
+        for _, stream in self.streams():
+            stream.garbage_collect(watermark)
         quiet = self.stream.quiet_us
         for key in [k for k, (_, last) in self.last_finding.items() if watermark - last >= quiet]:
             state = self.alerts.get(key)
@@ -193,24 +256,26 @@ class MlRule(Rule):
         self._feedback_checked = 0.0
         self._suppressed_now()
 
-    def _raise(self, findings: list[Finding]) -> list[Anomaly]:
+    def _raise(self, findings: list[Finding], tenant: str = DEFAULT_TENANT) -> list[Anomaly]:
         anomalies = []
         suppressed = self._suppressed_now() if findings else set()
         for finding in findings:
-            if finding.pattern in suppressed:
+            pattern = self.pattern_of(tenant, finding.pattern)  # what feedback suppresses, per tenant
+            if pattern in suppressed:
                 self.suppressed += 1
                 continue
-            previous = self.last_finding.get(finding.key)
-            self.last_finding[finding.key] = (previous[0] if previous else finding.start_us,
-                                              max(finding.end_us, previous[1] if previous else 0))
-            anomaly = self.fire(finding.key, finding.end_us, lambda: self._anomaly(finding))
+            key = scoped_key(tenant, finding.key)  # alert state per (tenant, key)
+            previous = self.last_finding.get(key)
+            self.last_finding[key] = (previous[0] if previous else finding.start_us,
+                                      max(finding.end_us, previous[1] if previous else 0))
+            anomaly = self.fire(key, finding.end_us, lambda key=key, finding=finding: self._anomaly(key, finding))
             if anomaly is not None:
                 anomalies.append(anomaly)
-                self._store(anomaly, finding)
+                self._store(anomaly, finding, tenant, pattern)
         return anomalies
 
-    def _anomaly(self, finding: Finding) -> Anomaly:
-        anomaly = self.anomaly(finding.key, finding.start_us, finding.end_us, finding.score,
+    def _anomaly(self, key: str, finding: Finding) -> Anomaly:
+        anomaly = self.anomaly(key, finding.start_us, finding.end_us, finding.score,
                                first_us=finding.start_us, last_us=finding.end_us)
         explanation = {**finding.explanation, "confidence": round(finding.confidence, 4),
                        "score": round(finding.score, 5), "threshold": round(finding.threshold, 5),
@@ -226,13 +291,16 @@ class MlRule(Rule):
             anomaly.explanation = explanation
         return anomaly
 
-    def _store(self, anomaly: Anomaly, finding: Finding) -> None:
+    def _store(self, anomaly: Anomaly, finding: Finding, tenant: str = DEFAULT_TENANT,
+               pattern: str | None = None) -> None:
         if self.feedback is None:
             return
         try:
-            self.feedback.record(anomaly.id, self.spec.name, self.stream.kind, finding.key, finding.pattern,
+            payload = finding.payload if tenant == DEFAULT_TENANT else {**finding.payload, "tenant": tenant}
+            self.feedback.record(anomaly.id, self.spec.name, self.stream.kind, finding.key,
+                                 finding.pattern if pattern is None else pattern,
                                  finding.score, finding.confidence,
-                                 {**finding.payload, "explanation": finding.explanation,
+                                 {**payload, "explanation": finding.explanation,
                                   "window_start": anomaly.window_start, "window_end": anomaly.window_end})
         except Exception:  # the anomaly must still be routed when the feedback store is unavailable
             log.exception("rule %s: could not store anomaly %s for feedback", self.spec.name, anomaly.id)
@@ -240,4 +308,5 @@ class MlRule(Rule):
     def stats(self) -> dict[str, Any]:
         """The base rule's figures plus the model, its version, scored items and suppressed findings."""
         return {**super().stats(), "model": self.stream.kind, "model_version": self.model_version,
-                "scored": self.stream.scored, "suppressed": self.suppressed}
+                "scored": sum(stream.scored for _, stream in self.streams()), "suppressed": self.suppressed,
+                "tenants": 1 + len(self.tenant_streams)}

@@ -8,6 +8,9 @@ Event time: the watermark is the newest event time seen minus ``allowed_lateness
 older than the watermark is late: it is counted (``late_events``) and still evaluated; one older
 than what the rule's windows still hold is also counted in ``too_late_events``.
 
+Keys: a rule's key is always (tenant, group-by key) — records of different tenants never count
+together — held as one text (``keys.tenant_key_column``); every dict below keyed by "key" uses it.
+
 Alert life cycle, per key: an *episode* starts when the condition starts to hold and lasts until
 the moment it stops holding (``until``). The first alert of an episode fires at once; further
 alerts of the same episode are throttled by ``realert``. Once event time (the watermark) is past
@@ -28,7 +31,7 @@ import pyarrow.compute as pc
 
 from logwarden.monitoring.anomaly import FIRING, RESOLVED, Anomaly, iso_us
 from logwarden.monitoring.rules.filters import compile_filter
-from logwarden.monitoring.rules.keys import ALL_KEYS, Keys, keys_of
+from logwarden.monitoring.rules.keys import ALL_KEYS, Keys, keys_of, split_key
 from logwarden.monitoring.rules.spec import RuleSpec
 
 US = 1_000_000
@@ -226,9 +229,11 @@ class Rule(ABC):
 
     def anomaly(self, key: str, start_us: int, end_us: int, value: float, status: str = FIRING,
                 first_us: int | None = None, last_us: int | None = None, samples: list[str] | None = None) -> Anomaly:
-        """An anomaly of this rule filled with its declaration's fields."""
+        """An anomaly of this rule filled with its declaration's fields. ``key`` is the state key text
+        (``tenant + TENANT_SEPARATOR + key``): the anomaly gets the two apart."""
         spec = self.spec
-        return Anomaly(rule=spec.name, kind=spec.kind, severity=spec.severity, key=key,
+        tenant, key = split_key(key)
+        return Anomaly(rule=spec.name, kind=spec.kind, severity=spec.severity, key=key, tenant=tenant,
                        window_start=iso_us(start_us), window_end=iso_us(end_us), value=float(value),
                        threshold=str(spec.threshold), status=status, first_event=iso_us(first_us),
                        last_event=iso_us(last_us), samples=list(samples or [])[-MAX_SAMPLES:], action=spec.action,
@@ -240,11 +245,11 @@ class Rule(ABC):
 
     # helpers for subclasses ------------------------------------------------------------
     def keys(self, table: pa.Table) -> Keys:
-        """The group-by keys of ``table``'s rows (hashes, validity, texts)."""
+        """The (tenant, group-by key) of ``table``'s rows (hashes, validity, texts)."""
         return keys_of(table, self.spec.group_by)
 
     def keys_of(self, table: pa.Table) -> list[str | None]:
-        """The group-by key text of every row (None where a key field is missing)."""
+        """The (tenant, group-by key) text of every row (None where a key field is missing)."""
         keys = self.keys(table)
         return [keys.texts[i] if ok else None for i, ok in zip(keys.text_index.tolist(), keys.valid.tolist())]
 

@@ -4,7 +4,8 @@ Examples: a new ``error_code``; a new ``template`` among ERROR logs (``group_by:
 new per service). Terms are remembered for ``lookback`` (default 7 days) after they were last seen.
 During the first ``learn_for`` of event time (default 0) the rule learns its terms without alerting.
 A new term fires at its first event; the episode resolves once the term has not been new again for
-``realert`` (or ``window`` if longer).
+``realert`` (or ``window`` if longer). Terms are remembered per tenant: a term one tenant has used is
+still new for another.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pyarrow.compute as pc
 
 from logwarden.monitoring.anomaly import Anomaly
 from logwarden.monitoring.rules.base import US, KeyAlert, Rule, sample_rows, timestamps_of
-from logwarden.monitoring.rules.keys import KEY_SEPARATOR, key_column
+from logwarden.monitoring.rules.keys import KEY_SEPARATOR, key_column, with_tenant
 from logwarden.monitoring.rules.registry import register_rule_class
 from logwarden.monitoring.rules.spec import RuleSpec
 from logwarden.monitoring.rules.spec_schema import DURATION
@@ -49,6 +50,7 @@ class NewTermRule(Rule):
         terms = key_column(matched, self.fields)
         if self.spec.group_by:
             terms = pc.binary_join_element_wise(key_column(matched, self.spec.group_by), terms, KEY_SEPARATOR)
+        terms = with_tenant(matched, terms)  # a term is new per tenant: tenant + TENANT_SEPARATOR + term
         if isinstance(terms, pa.ChunkedArray):
             terms = terms.combine_chunks()
         times = timestamps_of(matched)

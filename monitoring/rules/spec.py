@@ -1,6 +1,8 @@
 """Load and validate a rules file (``schemas/anomaly_schema.yaml``) into rule specifications.
 
-A bad file is refused as a whole with a ConfigError naming the line, the rule and the field.
+The file is read with the one YAML loader (:mod:`logwarden.common.yamlconf`: duplicate keys and alias
+bombs refused, ``${ENV}`` expanded). A bad file is refused as a whole with a ConfigError naming the
+line, the rule and the key: ``rules.yaml:32: rules.error_spike.severity: 'URGENT' is not one of [...]``.
 """
 from __future__ import annotations
 
@@ -81,21 +83,26 @@ class RulesFile:
         return {rule.name: rule for rule in self.rules if rule.enabled}
 
 
-def _schema_error(doc: YamlDocument, error: jsonschema.ValidationError) -> ConfigError:
-    path = list(error.absolute_path)
-    rule = _rule_label(doc, path)
-    field_path = ".".join(str(p) for p in path[2:]) if rule else ".".join(str(p) for p in path)
-    where = f"rule {rule}: " if rule else ""
-    what = f"field '{field_path}': " if field_path else ""
-    return doc.error(path, f"{where}{what}{error.message}")
-
-
-def _rule_label(doc: YamlDocument, path: list) -> str:
+def _key(doc: YamlDocument, path: list) -> str:
+    """The dotted key of ``path`` as messages show it: a rule by its name (``rules.error_spike.severity``),
+    or by its index when it has none."""
+    shown = [str(p) for p in path]
     if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
-        rules = doc.data.get("rules") or []
-        name = rules[path[1]].get("name") if path[1] < len(rules) and isinstance(rules[path[1]], dict) else None
-        return f"'{name}'" if name else f"#{path[1] + 1}"
-    return ""
+        rules = doc.data.get("rules") if isinstance(doc.data, dict) else None
+        raw = rules[path[1]] if isinstance(rules, list) and path[1] < len(rules) else None
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str) and name:
+            shown[1] = name
+    return ".".join(shown)
+
+
+def _error(doc: YamlDocument, path: list, message: str) -> ConfigError:
+    """``FILE:LINE: rules.NAME.key: message``, located at ``path``."""
+    return doc.error(path, message, key=_key(doc, path))
+
+
+def _schema_error(doc: YamlDocument, error: jsonschema.ValidationError) -> ConfigError:
+    return _error(doc, list(error.absolute_path), error.message)
 
 
 def _check_regexes(doc: YamlDocument, node: Any, path: list) -> None:
@@ -109,8 +116,7 @@ def _check_regexes(doc: YamlDocument, node: Any, path: list) -> None:
                     re.compile(value)
                     check_regex(value)
                 except (re.error, ValueError) as exc:
-                    label = _rule_label(doc, path)
-                    raise doc.error(path + [key], f"rule {label}: field 'regex': invalid regular expression: {exc}")
+                    raise _error(doc, path + [key], f"invalid regular expression: {exc}") from None
             else:
                 _check_regexes(doc, value, path + [key])
 
@@ -121,7 +127,7 @@ def _duration(doc: YamlDocument, value: Any, path: list, default: float) -> floa
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise doc.error(path, f"rule {_rule_label(doc, path)}: field '{path[-1]}': {exc}") from None
+        raise _error(doc, path, str(exc)) from None
 
 
 def _options(doc: YamlDocument, index: int, raw: dict) -> dict[str, Any]:
@@ -173,8 +179,7 @@ def _check_kind(doc: YamlDocument, index: int, raw: dict) -> None:
     problem = check(raw)
     if problem:
         key, message = problem
-        label = _rule_label(doc, ["rules", index])
-        raise doc.error(["rules", index, key], f"rule {label}: field '{key}': {message}")
+        raise _error(doc, ["rules", index, key], message)
 
 
 def rules_from_document(doc: YamlDocument) -> RulesFile:
@@ -193,7 +198,9 @@ def rules_from_document(doc: YamlDocument) -> RulesFile:
     seen: set[str] = set()
     for i, rule in enumerate(rules):
         if rule.name in seen:
-            raise doc.error(["rules", i, "name"], f"rule '{rule.name}': field 'name': duplicate rule name")
+            first = next(j for j, other in enumerate(rules) if other.name == rule.name)
+            raise _error(doc, ["rules", i, "name"],
+                         f"duplicate rule name (first at line {doc.line_of(['rules', first, 'name'])})")
         seen.add(rule.name)
     routing = {s: list(doc.data.get("routing", {}).get(s, DEFAULT_ROUTING[s])) for s in SEVERITIES}
     return RulesFile(rules=rules, routing=routing, source=doc.source)

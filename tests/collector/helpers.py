@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from logwarden.collector import CollectorConfig, CollectorServer
 from logwarden.collector.validation import SkewLimits
+from logwarden.common.auth import AuthConfig
 from logwarden.common.paths import DataDir
 
 
@@ -49,9 +50,9 @@ def collector_config(**changes: Any) -> CollectorConfig:
 class RunningCollector:
     """A CollectorServer on its own event loop in a background thread."""
 
-    def __init__(self, root: Path, config: CollectorConfig) -> None:
+    def __init__(self, root: Path, config: CollectorConfig, auth: AuthConfig | None = None) -> None:
         self.root = root
-        self.server = CollectorServer(DataDir.at(root), config)
+        self.server = CollectorServer(DataDir.at(root), config, auth)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 

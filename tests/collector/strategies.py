@@ -5,6 +5,8 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# Levels as clients send them: normalized to the five words before validation.
+LEVEL_WORDS = ["warn", "Error", "err", "crit", "fatal", "trace", "info", "Warning", "WARN2", "notice", "3", "7"]
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 JSON_SCALARS = (
     st.none()
@@ -68,7 +70,14 @@ def records(draw) -> dict:
     """A record: mostly plausible, each field sometimes wrong, sometimes missing, sometimes extra fields."""
     record = {
         "timestamp": draw(timestamps() | GOOD_TIMESTAMPS | INT64 | st.none()),
-        "level": draw(st.sampled_from(LEVELS) | st.sampled_from(["info", "FATAL", ""]) | INT64),
+        "level": draw(
+            st.sampled_from(LEVELS)
+            | st.sampled_from(["info", "FATAL", "", "LOUD", " warn", "Error ", "SEVERITY_NUMBER_WARN"])
+            | st.sampled_from(LEVEL_WORDS)
+            | INT64
+            | st.integers(-2, 70)
+            | st.floats(0, 8)
+        ),
         "service": draw(st.text(min_size=1, max_size=10) | _string_or_wrong(128)),
         "message": draw(st.text(max_size=30) | st.none() | INT64),
     }
@@ -87,6 +96,10 @@ def records(draw) -> dict:
         )
     if draw(st.integers(0, 3)) == 0:
         record.update(draw(st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=3)))
+    if draw(st.integers(0, 5)) == 0:  # OpenTelemetry's fields, which give the level of a record without one
+        record[draw(st.sampled_from(["severity_number", "severity_text"]))] = draw(
+            st.integers(-1, 30) | st.sampled_from(["WARN", "error", "x"])
+        )
     for name in draw(st.lists(st.sampled_from(["timestamp", "level", "service", "message"]), max_size=2)):
         record.pop(name, None)
     return record
@@ -97,7 +110,7 @@ def clean_records(draw) -> dict:
     """Valid records of the common shape: declared fields only, canonical timestamps, no nulls."""
     record = {
         "timestamp": draw(GOOD_TIMESTAMPS),
-        "level": draw(st.sampled_from(LEVELS)),
+        "level": draw(st.sampled_from(LEVELS) | st.sampled_from(LEVEL_WORDS)),
         "service": draw(st.text(min_size=1, max_size=128)),
         "message": draw(st.text(max_size=64)),
     }

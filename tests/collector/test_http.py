@@ -94,8 +94,10 @@ def test_tokens_map_to_tenants_and_the_body_cannot_choose_one(tmp_path):
     config = collector_config(tokens={"token-of-acme-0123456789": "acme"})
     with RunningCollector(tmp_path, config) as collector:
         body = ndjson([record(1, tenant="evil")])
-        assert post(collector, body).status_code == 401
-        assert post(collector, body, {"Authorization": "Bearer wrong-token-0123456789"}).status_code == 403
+        missing = post(collector, body)
+        assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+        assert missing.json()["accepted"] == 0 and missing.json()["errors"][0]["error"]
+        assert post(collector, body, {"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
         ok = post(collector, body, {"Authorization": "Bearer token-of-acme-0123456789"})
         assert ok.status_code == 200
     rows = spooled_rows(tmp_path)

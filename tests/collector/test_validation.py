@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 import jsonschema
+import orjson
 import pytest
 
 from logwarden.collector.validation import RecordValidator, SkewLimits
@@ -34,7 +35,9 @@ def test_valid_record_passes_and_matches_jsonschema(validator):
 @pytest.mark.parametrize(
     "change, field, reason",
     [
-        ({"level": "FATAL"}, "level", "schema_enum"),
+        ({"level": "LOUD"}, "level", "schema_enum"),
+        ({"level": 17}, "level", "schema_type"),  # not a syslog severity nor a pino level
+        ({"level": True}, "level", "schema_type"),
         ({"duration_ms": -1}, "duration_ms", "schema_minimum"),
         ({"duration_ms": "12"}, "duration_ms", "schema_type"),
         ({"timestamp": "2026-11-22T10:00:00"}, "timestamp", "schema_format"),
@@ -48,6 +51,49 @@ def test_invalid_field_is_named(validator, change, field, reason):
     assert rejection is not None
     assert (rejection.field, rejection.reason) == (field, reason)
     assert field in rejection.error
+
+
+@pytest.mark.parametrize(
+    "sent, stored",
+    [
+        ("warn", "WARNING"),
+        ("Error", "ERROR"),
+        ("err", "ERROR"),
+        ("crit", "CRITICAL"),
+        ("fatal", "CRITICAL"),
+        ("FATAL", "CRITICAL"),
+        ("trace", "DEBUG"),
+        ("notice", "INFO"),
+        ("info", "INFO"),
+        ("WARN2", "WARNING"),  # OpenTelemetry severity text
+        ("SEVERITY_NUMBER_ERROR", "ERROR"),
+        (0, "CRITICAL"),  # syslog severities
+        (3, "ERROR"),
+        (4, "WARNING"),
+        (6, "INFO"),
+        (7, "DEBUG"),
+        ("4", "WARNING"),
+        (30, "INFO"),  # pino
+        (50, "ERROR"),
+    ],
+)
+def test_levels_are_normalized_and_the_value_as_sent_kept(validator, sent, stored):
+    row, rejection = validator.accept({**VALID, "level": sent}, NOW)
+    assert rejection is None
+    assert row["level"] == stored
+    assert orjson.loads(row["attributes"]) == {"region": "eu-west-1", "level_original": sent}
+
+
+def test_canonical_levels_add_nothing_and_otel_fields_give_a_missing_level(validator):
+    row, _ = validator.accept(VALID, NOW)
+    assert orjson.loads(row["attributes"]) == {"region": "eu-west-1"}
+    record = {key: value for key, value in VALID.items() if key != "level"}
+    row, _ = validator.accept({**record, "severity_number": 13}, NOW)
+    assert row["level"] == "WARNING"
+    assert orjson.loads(row["attributes"]) == {"region": "eu-west-1", "severity_number": 13}
+    row, _ = validator.accept({**record, "severity_text": "Fatal"}, NOW)
+    assert row["level"] == "CRITICAL"
+    assert validator.check({**record, "severity_number": 99}).field == "level"
 
 
 def test_missing_required_field_is_named(validator):

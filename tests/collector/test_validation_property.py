@@ -3,6 +3,10 @@
 Both the per-record path (fastjsonschema with the collector's date-time check) and the
 columnar path (Arrow) are compared: same verdict, and the field named is one jsonschema names.
 Whenever the columnar path accepts a body, its rows equal those of the per-record path.
+
+The schema describes a stored record: levels are normalized before validation (``warn`` becomes
+WARNING, the value as sent kept in ``level_original``), so the reference validates the record as
+normalized by ``normalized_level``; the rows of both paths carry the same ``level_original``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from hypothesis import strategies as st
 from logwarden.collector.batch import BatchDecoder
 from logwarden.collector.decoding import split_ndjson
 from logwarden.collector.timestamps import ARROW_RFC3339, is_rfc3339, to_epoch_us
-from logwarden.collector.validation import RecordLimits, RecordValidator, SkewLimits
+from logwarden.collector.validation import RecordLimits, RecordValidator, SkewLimits, normalized_level
 from logwarden.common.records import TIMESTAMP, load_log_schema
 from tests.collector.strategies import clean_records, records, timestamps
 
@@ -31,8 +35,10 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 
 
 def reference_fields(record: dict) -> set[str]:
-    """The fields jsonschema finds at fault ("" for the record as a whole); empty when valid."""
+    """The fields jsonschema finds at fault ("" for the record as a whole) in the record as normalized;
+    empty when valid."""
     fields = set()
+    record = normalized_level(record)
     for error in REFERENCE.iter_errors(record):
         if error.validator == "required":
             fields |= {name for name in error.validator_value if name not in record}
@@ -53,6 +59,29 @@ def verdicts(records_: list[dict]) -> tuple[list[str | None], pa.Table, bool]:
 
 def test_the_reference_checks_date_time_formats():
     assert not REFERENCE.is_valid({"timestamp": "yesterday", "level": "INFO", "service": "s", "message": ""})
+
+
+def test_the_reference_sees_normalized_levels_and_still_refuses_unknown_ones():
+    base = {"timestamp": "2026-11-22T10:00:00Z", "service": "s", "message": ""}
+    assert not REFERENCE.is_valid({**base, "level": "warn"})  # the stored form is the five words
+    assert reference_fields({**base, "level": "warn"}) == set()
+    assert reference_fields({**base, "level": "LOUD"}) == {"level"}
+    assert normalized_level({**base, "level": "Error"}) == {**base, "level": "ERROR", "level_original": "Error"}
+
+
+@PROPERTY
+@given(st.lists(clean_records(), min_size=1, max_size=20))
+def test_both_paths_keep_the_level_as_sent_when_it_is_not_one_of_the_five(records_):
+    named, table, fast = verdicts(records_)
+    assert fast
+    rows = table.select(["level", "attributes"]).to_pylist()  # (timestamps of year 1 overflow datetime)
+    for record, row in zip(records_, rows):
+        attributes = orjson.loads(row["attributes"]) if row["attributes"] else {}
+        if record["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            assert row["level"] == record["level"] and attributes == {}
+        else:
+            assert attributes == {"level_original": record["level"]}
+            assert row["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @PROPERTY

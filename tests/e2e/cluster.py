@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -58,10 +59,17 @@ class DaskPair:
 
 
 class StackProcess:
-    """``logwarden up`` as a child process, with the helpers a test needs to look at it."""
+    """``logwarden up`` as a child process, with the helpers a test needs to look at it.
 
-    def __init__(self, data_dir: Path, ray: "RayHead | None", extra: list[str] = ()) -> None:
+    With ``cert`` (the stack's certificate), the helpers speak TLS and verify against it; with
+    ``ingest_token`` and ``read_token``, they send records and read metrics with those tokens."""
+
+    def __init__(self, data_dir: Path, ray: "RayHead | None", extra: list[str] = (), cert: Path | None = None,
+                 ingest_token: str | None = None, read_token: str | None = None) -> None:
         self.data_dir = data_dir
+        self.cert = cert
+        self.ingest_token = ingest_token
+        self.read_token = read_token
         self.env = {**os.environ, **RAY_ENV, **(ray.env if ray else {})}
         self.http_port, self.tcp_port, self.api_port = free_port(), free_port(), free_port()
         self.command = [sys.executable, "-m", "logwarden", "up", "--data-dir", str(data_dir), "--no-dashboards",
@@ -74,8 +82,25 @@ class StackProcess:
         self.descendants: dict[int, psutil.Process] = {}
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.cert else "http"
+
+    @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.api_port}"
+
+    @property
+    def verify(self) -> str | bool:
+        """``verify=`` for requests (per request: a session's is replaced by REQUESTS_CA_BUNDLE)."""
+        return str(self.cert) if self.cert else True
+
+    @staticmethod
+    def bearer(token: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def start(self, timeout: float = 120.0) -> "StackProcess":
         """Start and wait for the 'logwarden is up' line."""
@@ -123,14 +148,17 @@ class StackProcess:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{self.output()[-5000:]}")
 
     def post(self, body: bytes, content_type: str = "application/x-ndjson") -> dict:
-        response = requests.post(f"{self.http_url}/v1/logs", data=body, headers={"Content-Type": content_type},
-                                 timeout=30)
+        response = requests.post(f"{self.http_url}/v1/logs", data=body, timeout=30, verify=self.verify,
+                                 headers={"Content-Type": content_type, **self.bearer(self.ingest_token)})
         assert response.status_code == 200, response.text
         return response.json()
 
     def accepted(self, protocol: str) -> float:
         """Records the collector reports accepted over ``protocol`` (from /metrics)."""
-        text = requests.get(f"{self.http_url}/metrics", timeout=10).text
+        answer = requests.get(f"{self.http_url}/metrics", headers=self.bearer(self.read_token), timeout=10,
+                              verify=self.verify)
+        assert answer.status_code == 200, answer.text
+        text = answer.text
         total = 0.0
         for line in text.splitlines():
             if line.startswith("logwarden_collector_records_accepted_total{"):
@@ -141,6 +169,11 @@ class StackProcess:
 
     def send_tcp(self, lines: list[bytes]) -> None:
         with socket.create_connection(("127.0.0.1", self.tcp_port), timeout=30) as sock:
+            if self.cert:
+                with ssl.create_default_context(cafile=str(self.cert)).wrap_socket(
+                        sock, server_hostname="127.0.0.1") as tls:
+                    tls.sendall(b"".join(line + b"\n" for line in lines))
+                return
             sock.sendall(b"".join(line + b"\n" for line in lines))
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 90.0) -> int:

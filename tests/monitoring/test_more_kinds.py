@@ -88,7 +88,7 @@ def test_p95_over_a_window():
 
 
 def test_aggregate_needs_a_window():
-    with pytest.raises(ConfigError, match="rule 'x'.*window"):
+    with pytest.raises(ConfigError, match=r"rules\.x: .*window"):
         rules("  - {name: x, kind: threshold, field: duration_ms, aggregate: p95, severity: LOW,"
               " threshold: {op: '>', value: 1}}")
 
@@ -168,14 +168,14 @@ def test_filters_range_template_and_attribute_fields():
 
 
 def test_unknown_kind_and_wrong_key_for_a_kind_name_rule_and_field():
-    with pytest.raises(ConfigError, match=r"rule 'x': field 'kind'"):
+    with pytest.raises(ConfigError, match=r"rules\.x\.kind: "):
         rules("  - {name: x, kind: frequenzy, severity: LOW}")
-    with pytest.raises(ConfigError, match=r"rule 'x': .*'steps' was unexpected"):
+    with pytest.raises(ConfigError, match=r"rules\.x: .*'steps' was unexpected"):
         rules("  - {name: x, kind: frequency, window: 1m, threshold: {op: '>', value: 1}, severity: LOW,"
               " steps: []}")
-    with pytest.raises(ConfigError, match=r"rule 'x': field 'threshold.op'"):
+    with pytest.raises(ConfigError, match=r"rules\.x\.threshold\.op: "):
         rules("  - {name: x, kind: frequency, window: 1m, threshold: {op: '<', value: 1}, severity: LOW}")
-    with pytest.raises(ConfigError, match=r"rule 'x': field 'regex'"):
+    with pytest.raises(ConfigError, match=r"rules\.x\.steps\.0\.filter\.regex: invalid regular expression"):
         rules("  - {name: x, kind: sequence, window: 1m, severity: LOW, steps: "
               "[{filter: {field: message, regex: '(('}}, {filter: {field: level, equals: ERROR}}]}")
 
@@ -303,7 +303,7 @@ def test_ml_rules_are_a_registered_kind():
     spec = rules("  - {name: forecast, kind: ml, model: forecast, threshold: {op: '>', value: 0.2}, severity: LOW}")
     rule = build_rule(spec["forecast"])
     assert type(rule).__name__ == "MlRule" and pickle.loads(pickle.dumps(rule)).spec.name == "forecast"
-    with pytest.raises(ConfigError, match="rule 'm': field 'model'"):
+    with pytest.raises(ConfigError, match=r"rules\.m\.model: "):
         rules("  - {name: m, kind: ml, model: nonsense, severity: LOW}")
 
 

@@ -157,7 +157,7 @@ def test_live_edit_reloads_keeps_state_and_refuses_bad_edits(ray_session, tmp_pa
         deadline = time.monotonic() + 10
         while not refused and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert "rule 'error_spike': field 'severity'" in refused[-1]
+        assert "rules.error_spike.severity: 'URGENT'" in refused[-1]
         assert all(not c["changed"] and not c["added"] and not c["removed"] for _, c in reloads[before:])
         out = pool.process("b3", table([rec(60, "web", duration_ms=3500.0)]))
         assert [(a.rule, a.key) for a in out] == [("slow_response", "web")]

@@ -1,4 +1,5 @@
-"""The rules file is validated on load; a bad edit names the line, the rule and the field."""
+"""The rules file is validated on load; a bad edit names the line, the rule and the key
+(``FILE:LINE: rules.NAME.key: problem``), and the file goes through the one YAML loader."""
 from __future__ import annotations
 
 import pytest
@@ -33,16 +34,14 @@ def _line_of(text: str, needle: str) -> int:
     ('op: ">=", value: 50', 'op: "=>", value: 50', "suspicious_user", "threshold.op", 'op: "=>"'),
     ("kind: threshold", "kind: treshold", "slow_response", "kind", "kind: treshold"),
     ("forget_after: 24h", "forget_after: 24h\n    colour: red", "service_down", "", "name: service_down"),
-    ("regex: '(?i)", "regex: '(?i)([", "db_connection_failure", "regex", "regex: '(?i)(["),
+    ("regex: '(?i)", "regex: '(?i)([", "db_connection_failure", "filter.1.any.1.regex", "regex: '(?i)(["),
 ])
 def test_bad_edit_names_line_rule_and_field(old, new, rule, field, line_with):
     text = SEED.replace(old, new, 1)
     with pytest.raises(ConfigError) as caught:
         parse_rules(text, "anomaly_schema.yaml")
-    message = str(caught.value)
-    assert message.startswith(f"anomaly_schema.yaml:{_line_of(text, line_with)}: rule '{rule}': ")
-    if field:
-        assert f"field '{field}'" in message
+    key = f"rules.{rule}.{field}" if field else f"rules.{rule}"
+    assert str(caught.value).startswith(f"anomaly_schema.yaml:{_line_of(text, line_with)}: {key}: ")
 
 
 def test_error_points_at_the_offending_line():
@@ -52,9 +51,20 @@ def test_error_points_at_the_offending_line():
     assert caught.value.line == _line_of(text, "severity: URGENT")
 
 
+def test_the_readme_example_message():
+    text = SEED.replace("severity: HIGH", "severity: URGENT", 1)
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(text, "broken.yaml")
+    assert str(caught.value) == (f"broken.yaml:{_line_of(text, 'severity: URGENT')}: rules.error_spike.severity: "
+                                 "'URGENT' is not one of ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW']")
+
+
 def test_duplicate_names_and_broken_yaml_are_refused():
-    with pytest.raises(ConfigError, match="duplicate rule name"):
-        parse_rules(SEED.replace("name: slow_response", "name: error_spike"))
+    text = SEED.replace("name: slow_response", "name: error_spike")
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(text, "r.yaml")
+    first, second = [i for i, line in enumerate(text.splitlines(), 1) if "name: error_spike" in line]
+    assert str(caught.value) == f"r.yaml:{second}: rules.error_spike.name: duplicate rule name (first at line {first})"
     with pytest.raises(ConfigError, match="invalid YAML"):
         parse_rules(SEED + "\n  - {name: x")
 

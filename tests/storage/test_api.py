@@ -8,11 +8,14 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from logwarden.common.auth import Authenticator, Principal
 from logwarden.storage import Lake
 from logwarden.storage.api import search_app
 from tests.storage.sample import rows, table
 
-TOKENS = {"tok-acme": "acme", "tok-globex": "globex"}
+TOKENS = {"tok-acme": "acme", "tok-globex": "globex"}  # read tokens
+AUTH = Authenticator({**{token: Principal(tenant, "read") for token, tenant in TOKENS.items()},
+                      "tok-acme-ingest": Principal("acme", "ingest"), "tok-operator": Principal("*", "read")})
 ATTACKS = [
     {},
     {"tenant": "globex"},
@@ -34,7 +37,7 @@ def lake_root(tmp_path):
 
 
 def call(app, path: str, params: dict, token: str | None = None) -> tuple[int, object]:
-    """One request to a fresh instance of the app (``app`` is (lake_root, tokens))."""
+    """One request to a fresh instance of the app (``app`` is (lake_root, authenticator))."""
     async def go():
         async with TestClient(TestServer(search_app(*app))) as client:
             headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -47,7 +50,7 @@ def call(app, path: str, params: dict, token: str | None = None) -> tuple[int, o
 
 @pytest.mark.parametrize("params", ATTACKS)
 def test_a_tenant_never_reads_another_tenants_records(lake_root, params):
-    app = (lake_root, TOKENS)
+    app = (lake_root, AUTH)
     status, body = call(app, "/v1/search", {**params, "limit": "10000"}, "tok-acme")
     if status == 400:  # refused outright: also no leak
         assert "error" in body
@@ -62,7 +65,7 @@ def test_a_tenant_never_reads_another_tenants_records(lake_root, params):
 
 
 def test_each_token_sees_exactly_its_tenant(lake_root):
-    app = (lake_root, TOKENS)
+    app = (lake_root, AUTH)
     for token, tenant in TOKENS.items():
         status, body = call(app, "/v1/search", {"limit": "10000"}, token)
         assert status == 200
@@ -71,7 +74,7 @@ def test_each_token_sees_exactly_its_tenant(lake_root):
 
 
 def test_exports_and_aggregates_are_confined_too(lake_root):
-    app = (lake_root, TOKENS)
+    app = (lake_root, AUTH)
     status, body = call(app, "/v1/search", {"format": "parquet", "limit": "10000", "tenant": "acme"}, "tok-globex")
     assert status == 200
     assert set(pq.read_table(io.BytesIO(body)).column("tenant").to_pylist()) == {"globex"}
@@ -81,9 +84,17 @@ def test_exports_and_aggregates_are_confined_too(lake_root):
 
 
 def test_missing_or_unknown_tokens_are_refused(lake_root):
-    app = (lake_root, TOKENS)
+    app = (lake_root, AUTH)
     assert call(app, "/v1/search", {})[0] == 401
-    assert call(app, "/v1/search", {}, "nope")[0] == 403
+    assert call(app, "/v1/search", {}, "nope")[0] == 401
+    status, body = call(app, "/v1/search", {}, "tok-acme-ingest")  # an ingest token may not read
+    assert status == 403 and "read" in body["error"]
+
+
+def test_an_operator_token_sees_every_tenant(lake_root):
+    status, body = call((lake_root, AUTH), "/v1/search", {"limit": "10000"}, "tok-operator")
+    assert status == 200 and body["tenant"] is None
+    assert {r["tenant"] for r in body["records"]} == {"acme", "globex"}
 
 
 def test_without_tokens_loopback_sees_every_tenant(lake_root):
@@ -94,7 +105,7 @@ def test_without_tokens_loopback_sees_every_tenant(lake_root):
 
 
 def test_bad_parameters_answer_400(lake_root):
-    app = (lake_root, TOKENS)
+    app = (lake_root, AUTH)
     for params in ({"limit": "-1"}, {"sort": "nope"}, {"since": "never"}, {"format": "xml"}, {"order": "up"}):
         status, body = call(app, "/v1/search", params, "tok-acme")
         assert status == 400 and body["error"], params
@@ -105,7 +116,7 @@ def test_search_server_in_a_thread(lake_root):
 
     from logwarden.storage.api import SearchServer
 
-    server = SearchServer(lake_root, TOKENS, port=0).start()
+    server = SearchServer(lake_root, AUTH, port=0).start()
     try:
         answer = requests.get(f"{server.url}/v1/count", headers={"Authorization": "Bearer tok-acme"}, timeout=10)
         assert answer.status_code == 200

@@ -43,13 +43,28 @@ def test_defaults_and_no_sink_without_url():
     assert StorageConfig().retention == RetentionPolicy()
 
 
-@pytest.mark.parametrize("section", [
-    {"retension": {}}, [], {"retention": {"raw_after": "soon"}}, {"elasticsearch": {"url": "x"}},
-    {"elasticsearch": {"index_prefix": "Bad"}}, {"elasticsearch": {"url": "http://x", "bulk": 5}},
+@pytest.mark.parametrize("section, message", [
+    ({"retension": {}}, "storage.retension: unknown key (known keys: compaction, elasticsearch, retention)"),
+    ([], "storage: expected a mapping, got a list"),
+    ({"retention": {"raw_after": "soon"}},
+     "storage.retention.raw_after: expected a duration (e.g. 500ms, 30s, 5m, 2h, 7d), got 'soon'"),
+    ({"retention": {"raw_after": "36h"}}, "storage.retention.raw_after: expected a whole number of days (e.g. 7d), "
+                                          "got '36h'"),
+    ({"retention": {"compression_level": 30}},
+     "storage.retention.compression_level: expected an integer from 1 to 22, got 30"),
+    ({"compaction": {"interval": 0}},
+     "storage.compaction.interval: expected a duration longer than 0s (e.g. 500ms, 30s, 5m, 2h, 7d), got 0"),
+    ({"elasticsearch": {"url": "x"}}, "storage.elasticsearch.url: expected an http:// or https:// URL, got 'x'"),
+    ({"elasticsearch": {"index_prefix": "Bad"}},
+     "storage.elasticsearch.index_prefix: expected a lower-case name, got 'Bad'"),
+    ({"elasticsearch": {"url": "http://x", "bulk": 5}}, "storage.elasticsearch.bulk: unknown key (known keys: "),
+    ({"elasticsearch": {"url": "http://x", "password": 1234}},
+     "storage.elasticsearch.password: expected a non-empty string, got a value of type int"),
 ])
-def test_bad_keys_and_values_raise_config_error(section):
-    with pytest.raises(ConfigError):
+def test_bad_keys_and_values_raise_config_error(section, message):
+    with pytest.raises(ConfigError) as caught:
         StorageConfig.from_dict(section)
+    assert str(caught.value).startswith(message)
 
 
 def test_scheduler_runs_at_start_and_stops(tmp_path):

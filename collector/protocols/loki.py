@@ -1,0 +1,350 @@
+"""Loki push: ``POST /loki/api/v1/push``, JSON or snappy-compressed protobuf (``push.proto``).
+
+JSON: ``{"streams": [{"stream": {labels}, "values": [["<unix ns>", "line"(, {structured metadata})]]}]}``,
+optionally gzip'ed (``Content-Encoding``). Protobuf (``Content-Type: application/x-protobuf``): a
+``logproto.PushRequest`` in the snappy block format, as Promtail, Grafana Alloy and the Loki clients
+send it; it is read by a small reader of the protobuf wire format (no generated code), which keeps
+each entry's original bytes for the dead-letter store.
+
+Each entry becomes one record:
+
+- ``timestamp``: the entry's;
+- ``service``: the first stream label present among ``service_labels`` (``service_name``, ``service``,
+  ``app``, ``job``), else what the line says, else ``unknown_service``;
+- ``level``: the first label among ``level_labels`` (``level``, ``severity``, ``detected_level``),
+  normalized (the label as sent kept in ``level_original`` when it differs); without one, or when it
+  names no level, detected from the line, else INFO;
+- ``message`` and the other fields: the line parsed in its detected format (``logwarden.formats``):
+  a JSON or logfmt line yields its fields, free text is the message; ``log_format`` names the format;
+- attributes: the other stream labels and the structured metadata under their names, then the line's
+  fields (on a clash, the line's field is kept as ``attributes.<name>``).
+
+Answers are Loki's: 204 when every entry is stored. When some entries are rejected, Loki stores the
+valid ones and answers 400 with the last validation error as text (its distributor keeps pushing the
+valid streams and returns the error afterwards); logwarden does the same, durable valid entries and a
+400 whose text says how many entries were rejected and why (the first few). Clients such as Promtail
+do not retry a 400, which is right: the rejected entries are in the dead-letter store. 429 and 503
+carry ``Retry-After`` and are retried by the clients.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import orjson
+
+from logwarden.collector.batch import BatchDecoder, DecodedBatch
+from logwarden.collector.decoding import BOM, BodyError, RawRecord
+from logwarden.collector.ingest import IngestResult
+from logwarden.collector.protocols.base import HttpProtocol, ProtocolAnswer, ProtocolRequest, register_protocol
+from logwarden.collector.protocols.lines import RESERVED, parse_line, parsed_fields
+from logwarden.collector.protocols.records import (
+    UNKNOWN_SERVICE,
+    NativeRecords,
+    Schema,
+    Shared,
+    rfc3339_of_us,
+)
+from logwarden.collector.protocols.snappy import decompress_snappy
+from logwarden.formats.levels import LEVEL_ORIGINAL, normalize
+
+PROTOBUF = "application/x-protobuf"
+DEFAULT_SERVICE_LABELS = ("service_name", "service", "app", "job")
+DEFAULT_LEVEL_LABELS = ("level", "severity", "detected_level")
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+MAX_ERRORS_IN_MESSAGE = 5
+_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)', re.S)
+_ESCAPE = re.compile(r"\\(.)", re.S)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+class _StreamError(Exception):
+    """The labels of a stream cannot be read (its entries are rejected, the other streams kept)."""
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """A Prometheus label set ``{a="b", c="d"}`` as a dict (raises _StreamError)."""
+    text = text.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        raise _StreamError(f"stream labels {text[:80]!r} are not a {{name=\"value\", ...}} set")
+    inner = text[1:-1].strip()
+    labels: dict[str, str] = {}
+    position = 0
+    while position < len(inner):
+        match = _LABEL.match(inner, position)
+        if match is None:
+            raise _StreamError(f"cannot read stream labels {text[:80]!r} at character {position + 1}")
+        labels[match.group(1)] = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), match.group(2))
+        position = match.end()
+    return labels
+
+
+# the protobuf wire format ------------------------------------------------------------------------
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= end:
+            raise BodyError("truncated protobuf body (inside a varint)")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise BodyError("malformed protobuf body (varint longer than 10 bytes)")
+
+
+def _fields(buf: bytes, pos: int, end: int) -> Iterable[tuple[int, int, int, int]]:
+    """(field number, wire type, value or start, end) of each field in ``buf[pos:end]``; LEN fields give
+    their start and end, varints their value (end = -1), fixed-size fields are skipped."""
+    while pos < end:
+        key, pos = _varint(buf, pos, end)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos, end)
+            yield number, 0, value, -1
+        elif wire == 2:
+            length, pos = _varint(buf, pos, end)
+            if pos + length > end:
+                raise BodyError("truncated protobuf body (a field runs past its message)")
+            yield number, 2, pos, pos + length
+            pos += length
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise BodyError(f"malformed protobuf body (wire type {wire})")
+        if pos > end:
+            raise BodyError("truncated protobuf body")
+
+
+def _text(buf: bytes, start: int, end: int) -> str:
+    return buf[start:end].decode("utf-8", "replace")
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+# the protocol ------------------------------------------------------------------------------------
+@register_protocol
+class LokiPush(HttpProtocol):
+    """Loki's push API, JSON and protobuf."""
+
+    name = "loki"
+    routes = (("POST", "/loki/api/v1/push"),)
+    encodings = ("snappy",)
+
+    def __init__(
+        self,
+        service_labels: Iterable[str] = DEFAULT_SERVICE_LABELS,
+        level_labels: Iterable[str] = DEFAULT_LEVEL_LABELS,
+        schema: Schema | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self.service_labels = tuple(service_labels)
+        self.level_labels = tuple(level_labels)
+        self.schema = schema or Schema(reserved=RESERVED + (LEVEL_ORIGINAL,))
+        self.max_body_bytes = max_body_bytes
+
+    def decode(self, request: ProtocolRequest) -> list[RawRecord]:
+        records, raw_of = self._read(request, self.max_body_bytes)
+        return records.raw_records(raw_of)
+
+    def decode_batch(self, request: ProtocolRequest, decoder: BatchDecoder) -> DecodedBatch:
+        records, raw_of = self._read(request, decoder.max_body_bytes)
+        return records.batch(decoder, raw_of)
+
+    def _read(self, request: ProtocolRequest, max_body: int) -> tuple[NativeRecords, Any]:
+        records = NativeRecords()
+        if request.content_type == PROTOBUF:
+            body = request.body
+            if (request.headers.get("Content-Encoding") or "").strip().lower() != "snappy":
+                body = decompress_snappy(body, max_body)
+            self._read_protobuf(records, body)
+            return records, bytes
+        self._read_json(records, request.body)
+        return records, orjson.dumps
+
+    # streams -----------------------------------------------------------------------------------
+    def _stream(self, labels: dict[str, str]) -> tuple[str | None, Any, dict[str, Any], Shared]:
+        """Service, level label value, declared fields and shared attributes of a stream."""
+        labels = dict(labels)
+        service = next((labels.pop(name) for name in self.service_labels if labels.get(name)), None)
+        level = next((labels.pop(name) for name in self.level_labels if labels.get(name)), None)
+        declared: dict[str, Any] = {}
+        shared: dict[str, Any] = {}
+        for key, value in labels.items():
+            if key in self.schema.reserved:
+                self.schema.place(key, value, declared, shared)
+            else:
+                shared[key] = value
+        return service, level, declared, Shared.of(shared)
+
+    def _entry(
+        self,
+        records: NativeRecords,
+        stream: tuple[str | None, Any, dict[str, Any], Shared],
+        nanos: int,
+        line: bytes,
+        metadata: dict[str, str] | None,
+        source: Any,
+    ) -> None:
+        service, level_label, stream_declared, shared = stream
+        try:
+            stamp = rfc3339_of_us(nanos // 1000)
+        except (ValueError, OverflowError, OSError):
+            records.add_error(f"timestamp {nanos} ns is out of range", source)
+            return
+        parsed = parse_line(line)
+        level = normalize(level_label) if level_label is not None else None
+        declared: dict[str, Any] = {
+            "timestamp": stamp,
+            "level": level or parsed.level,
+            "service": service or parsed.service or UNKNOWN_SERVICE,
+            "message": parsed.message,
+            **stream_declared,
+        }
+        extras: dict[str, Any] = {}
+        if level_label is not None and level_label != declared["level"]:
+            extras[LEVEL_ORIGINAL] = level_label
+        taken = frozenset(shared.fields)
+        if metadata:
+            for key, value in metadata.items():
+                if key in self.schema.reserved or key in taken:
+                    self.schema.place(key, value, declared, extras, frozenset((key,)))
+                else:
+                    extras[key] = value
+            taken = taken | frozenset(metadata)
+        parsed_fields(parsed, self.schema, declared, extras, taken)
+        records.add(declared, extras, shared, source, any(isinstance(v, (dict, list)) for v in extras.values()))
+
+    # JSON ----------------------------------------------------------------------------------------
+    def _read_json(self, records: NativeRecords, body: bytes) -> None:
+        try:
+            document = orjson.loads(body[3:] if body.startswith(BOM) else body)
+        except orjson.JSONDecodeError as exc:
+            raise BodyError(f"invalid Loki push JSON: {exc}") from None
+        streams = document.get("streams") if isinstance(document, dict) else None
+        if not isinstance(streams, list):
+            raise BodyError('a Loki push body is {"streams": [{"stream": {labels}, "values": [[ns, line], ...]}]}')
+        for entry in streams:
+            if not isinstance(entry, dict):
+                raise BodyError("each stream must be an object")
+            values = entry.get("values")
+            if not isinstance(values, list):
+                raise BodyError("each stream needs a values list")
+            labels = entry.get("stream")
+            try:
+                if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+                    raise _StreamError("stream labels must be an object of strings")
+                stream = self._stream(labels)
+            except _StreamError as exc:
+                for value in values:
+                    records.add_error(str(exc), value)
+                continue
+            for value in values:
+                self._json_entry(records, stream, value)
+
+    def _json_entry(self, records: NativeRecords, stream: Any, value: Any) -> None:
+        if not isinstance(value, list) or len(value) not in (2, 3):
+            records.add_error('an entry is ["<unix ns>", "line"] or ["<unix ns>", "line", {metadata}]', value)
+            return
+        stamp, line = value[0], value[1]
+        metadata = value[2] if len(value) == 3 else None
+        if isinstance(stamp, str) and stamp.isdigit() and len(stamp) < 21:
+            nanos = int(stamp)
+        elif isinstance(stamp, int) and not isinstance(stamp, bool) and stamp >= 0:
+            nanos = stamp
+        else:
+            records.add_error(f"entry timestamp {str(stamp)[:40]!r} is not a number of nanoseconds", value)
+            return
+        if not isinstance(line, str):
+            records.add_error("an entry's line must be a string", value)
+            return
+        if metadata is not None and (
+            not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())
+        ):
+            records.add_error("structured metadata must be an object of strings", value)
+            return
+        self._entry(records, stream, nanos, line.encode("utf-8", "surrogatepass"), metadata, value)
+
+    # protobuf ------------------------------------------------------------------------------------
+    def _read_protobuf(self, records: NativeRecords, buf: bytes) -> None:
+        end = len(buf)
+        streams: dict[str, Any] = {}
+        for number, wire, start, stop in _fields(buf, 0, end):
+            if number != 1 or wire != 2:
+                continue  # format (2) and anything unknown
+            labels_text = ""
+            entries: list[tuple[int, int]] = []
+            for field, field_wire, field_start, field_stop in _fields(buf, start, stop):
+                if field == 1 and field_wire == 2:
+                    labels_text = _text(buf, field_start, field_stop)
+                elif field == 2 and field_wire == 2:
+                    entries.append((field_start, field_stop))
+            stream = streams.get(labels_text)
+            if stream is None:
+                try:
+                    stream = self._stream(parse_labels(labels_text))
+                except _StreamError as exc:
+                    stream = exc
+                streams[labels_text] = stream
+            for entry_start, entry_stop in entries:
+                source = buf[entry_start:entry_stop]
+                if isinstance(stream, _StreamError):
+                    records.add_error(str(stream), source)
+                    continue
+                self._pb_entry(records, stream, buf, entry_start, entry_stop, source)
+
+    def _pb_entry(self, records: NativeRecords, stream: Any, buf: bytes, start: int, stop: int, source: bytes) -> None:
+        seconds = nanos = 0
+        line = b""
+        metadata: dict[str, str] | None = None
+        for number, wire, field_start, field_stop in _fields(buf, start, stop):
+            if wire != 2:
+                continue
+            if number == 1:
+                for part, part_wire, value, _ in _fields(buf, field_start, field_stop):
+                    if part_wire == 0 and part == 1:
+                        seconds = _signed(value)
+                    elif part_wire == 0 and part == 2:
+                        nanos = _signed(value)
+            elif number == 2:
+                line = buf[field_start:field_stop]
+            elif number == 3:
+                name = value = ""
+                for part, part_wire, part_start, part_stop in _fields(buf, field_start, field_stop):
+                    if part_wire == 2 and part == 1:
+                        name = _text(buf, part_start, part_stop)
+                    elif part_wire == 2 and part == 2:
+                        value = _text(buf, part_start, part_stop)
+                if metadata is None:
+                    metadata = {}
+                metadata[name] = value
+        total = seconds * 1_000_000_000 + nanos
+        if total < 0:
+            records.add_error("entry timestamp before 1970", source)
+            return
+        self._entry(records, stream, total, line, metadata, source)
+
+    # answers -------------------------------------------------------------------------------------
+    def answer(self, request: ProtocolRequest, records: list[RawRecord], result: IngestResult) -> ProtocolAnswer:
+        if not result.rejected:
+            return ProtocolAnswer(204, b"", "text/plain")
+        shown = "; ".join(
+            f"entry {error['index']}: {error['field'] + ': ' if error['field'] else ''}{error['error']}"
+            for error in result.errors[:MAX_ERRORS_IN_MESSAGE]
+        )
+        text = (
+            f"{result.rejected} of {result.accepted + result.rejected} entries rejected "
+            f"({result.accepted} stored; the rejected ones are in the dead-letter store): {shown}\n"
+        )
+        return ProtocolAnswer(400, text.encode(), "text/plain")
+
+    def error(self, request: ProtocolRequest | None, status: int, message: str) -> ProtocolAnswer:
+        headers = {"Retry-After": "1"} if status in (429, 503) else {}
+        return ProtocolAnswer(status, (message + "\n").encode(), "text/plain", headers)
