@@ -15,7 +15,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/logwarden up --demo --data-dir $(DATA_DIR) $(ARGS)
 
 test: $(VENV)/.installed
-	@bash environment/install-browser.sh
+	@bash environment/install-test-packages.sh
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(ARGS)
 

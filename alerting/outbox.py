@@ -1,12 +1,17 @@
-"""The alert outbox: one JSON object per delivered alert, appended and fsync'ed."""
+"""The alert outbox: one JSON object per delivered alert, appended and fsync'ed.
+
+An append is whole or nothing (``common/jsonlines.py``): a full disk never leaves a torn line, and
+a torn line left in an older file is skipped by the reader with a warning.
+"""
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Iterator
 
 import orjson
+
+from logwarden.common.jsonlines import append_lines, read_lines
 
 
 class Outbox:
@@ -18,22 +23,21 @@ class Outbox:
         self._lock = threading.Lock()
 
     def append(self, entries: list[dict]) -> None:
-        """Append ``entries`` durably (one write, one fsync)."""
+        """Append ``entries`` durably (one write, one fsync), or nothing of them (OSError)."""
         if not entries:
             return
         data = b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_lines(self.path, data)
 
     def __iter__(self) -> Iterator[dict]:
         if not self.path.exists():
             return
-        with open(self.path, "rb") as handle:
-            for line in handle:
-                if line.strip():
-                    yield orjson.loads(line)
+        yield from read_lines(self.path, _entry)
+
+
+def _entry(line: bytes) -> dict:
+    entry = orjson.loads(line)
+    if not isinstance(entry, dict):
+        raise TypeError(f"expected a JSON object, got {type(entry).__name__}")
+    return entry

@@ -132,6 +132,10 @@ class BatchDecoder:
         builds), with the same outcome as :meth:`records` but the declared fields checked as Arrow
         columns at once by the columnar validator.
 
+        A record may carry ``attributes_text``: the JSON text of its fields the schema does not declare,
+        as ``orjson.dumps`` writes them in the record's order (a protocol that serialized them already
+        saves doing it twice).
+
         Only the records the fast path can vouch for take it: a decoding error, too many fields,
         attributes that may nest too deep, a declared field of the wrong Python type or explicitly
         null send a record to :meth:`records`, which names the field at fault; when the columnar
@@ -152,21 +156,26 @@ class BatchDecoder:
             if record.error is not None or value.__class__ is not dict or len(value) >= limits.max_fields:
                 slow.append(record)
                 continue
-            extra = {key: item for key, item in value.items() if key not in declared}
-            text = None
-            if extra:
-                try:
-                    text = orjson.dumps(extra).decode()
-                except TypeError as exc:
-                    why = Rejection("", f"record cannot be written as JSON: {exc}", "malformed")
-                    unwritable.append((record, why))
-                    continue
-                if text.count("{") + text.count("[") > limits.max_depth:
-                    slow.append(record)  # may nest too deep: the per-record path measures it
-                    continue
+            text = getattr(record, "attributes_text", None)
+            if text is not None:  # serialized by the protocol already
+                present += len(value.keys() & declared)
+            else:
+                extra = {key: item for key, item in value.items() if key not in declared}
+                present += len(value) - len(extra)
+                if extra:
+                    try:
+                        text = orjson.dumps(extra).decode()
+                    except TypeError as exc:
+                        present -= len(value) - len(extra)
+                        why = Rejection("", f"record cannot be written as JSON: {exc}", "malformed")
+                        unwritable.append((record, why))
+                        continue
+            if text is not None and text.count("{") + text.count("[") > limits.max_depth:
+                present -= len(value.keys() & declared)
+                slow.append(record)  # may nest too deep: the per-record path measures it
+                continue
             fast.append(record)
             attributes.append(text)
-            present += len(value) - len(extra)
         table = self._fast_table(fast, present, slow, attributes) if fast else None
         checked = None
         if table is not None:
@@ -240,10 +249,13 @@ def _merged(mine: list[str | None], theirs: list[str | None]) -> list[str | None
     for i, added in enumerate(theirs):
         if added is None:
             continue
-        if out[i] is None:
+        text = out[i]
+        if text is None:
             out[i] = added
+        elif added.startswith('{"') and added[1:added.index('":') + 1] not in text and added.count('":') == 1:
+            out[i] = f"{text[:-1]},{added[1:]}"  # one key the record does not have: appended, as a dict would
         else:
-            merged = orjson.loads(out[i])
+            merged = orjson.loads(text)
             merged.update(orjson.loads(added))
             out[i] = orjson.dumps(merged).decode()
     return out

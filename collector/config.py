@@ -13,6 +13,12 @@ a port number from 0 to 65535, got 'abc'``). The keys::
                                   # without syslog (and says so); a port set here or with
                                   # --syslog-port must bind.
       udp_syslog: true
+      forward_port: 24224         # Fluent forward (msgpack over TCP, Fluent Bit / Fluentd); null disables;
+                                  # like syslog, a default port that is taken is skipped with a message
+      forward: {tag_service: first, max_message_bytes: 64MiB, shared_keys: {"${FLUENT_KEY}": team-a}}
+                                  # tag_service: first|last|full part of the tag names a record's service;
+                                  # shared_keys (key -> tenant) turn on the forward handshake
+      loki: {service_labels: [service_name, service, app, job], level_labels: [level, severity, detected_level]}
       tokens: {"${TEAM_A_TOKEN}": team-a}   # bearer token -> tenant; without tokens only loopback clients
       default_tenant: default     # the tenant of loopback HTTP clients when no tokens are configured
       stream_tenant: default      # the tenant of TCP and syslog input
@@ -24,9 +30,13 @@ a port number from 0 to 65535, got 'abc'``). The keys::
       max_depth: 32
       memory_budget_bytes: 256MiB
       body_timeout: 30s           # durations: 500ms, 30s, 5m, 2h, 7d (a bare number is seconds)
+      header_timeout: 10s         # HTTP: a connection's request headers must be in within this (slowloris)
+      max_connections_per_client: 256   # HTTP: open connections per client address; 0: no limit
       idle_timeout: 5m
       spool_high_water: 1000      # /ready turns false past this many waiting batches
-      min_free_disk_bytes: 256MiB
+      min_free_disk_bytes: 256MiB # under this much free space on the data disk, /ready is false and
+                                  # new records are refused (503 with Retry-After) until space returns
+      max_deadletter_bytes: 1GiB  # the dead-letter store's cap: past it, the oldest letters are evicted
       columnar: true              # the vectorized validation fast path
       batch: {max_records: 50000, max_age: 1s, max_bytes: 64MiB}
       timestamp_skew: {max_future: 1h, max_past: 30d}
@@ -39,11 +49,14 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Sequence
 
+from logwarden.collector.forward import TAG_SERVICE, ForwardOptions
 from logwarden.collector.ingest import BatchPolicy
+from logwarden.collector.protocols.loki import DEFAULT_LEVEL_LABELS, DEFAULT_SERVICE_LABELS
 from logwarden.collector.validation import RecordLimits, SkewLimits
 from logwarden.common.tls import TlsConfig  # one TLS setting for every listener (see common/tls.py)
 from logwarden.common.yamlconf import (
-    ConfigError, check_bool, check_duration, check_int, check_mapping, check_str, describe,
+    ConfigError, check_bool, check_choice, check_duration, check_int, check_mapping, check_str, check_str_list,
+    describe,
 )
 
 SECTION = "collector"
@@ -77,6 +90,10 @@ class CollectorConfig:
     tcp_port: int | None = 5170
     syslog_port: int | None = 5514
     udp_syslog: bool = True
+    forward_port: int | None = 24224
+    forward: ForwardOptions = field(default_factory=ForwardOptions)
+    loki: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"service_labels": DEFAULT_SERVICE_LABELS, "level_labels": DEFAULT_LEVEL_LABELS})
     tokens: dict[str, str] = field(default_factory=dict)  # bearer token -> tenant
     default_tenant: str = "default"
     stream_tenant: str = "default"
@@ -88,11 +105,15 @@ class CollectorConfig:
     max_depth: int = 32
     memory_budget_bytes: int = 256 * 1024 * 1024
     body_timeout: float = 30.0
+    header_timeout: float = 10.0
+    max_connections_per_client: int = 256
     idle_timeout: float = 300.0
     spool_high_water: int = 1000
     min_free_disk_bytes: int = 256 * 1024 * 1024
+    max_deadletter_bytes: int = 1024 * 1024 * 1024
     columnar: bool = True
     syslog_port_required: bool = False  # set when the syslog port was chosen explicitly
+    forward_port_required: bool = False  # likewise for the forward port
     batch: BatchPolicy = field(default_factory=BatchPolicy)
     skew: SkewLimits = field(default_factory=SkewLimits)
 
@@ -104,7 +125,7 @@ class CollectorConfig:
     @classmethod
     def keys(cls) -> tuple[str, ...]:
         """The keys the ``collector:`` section takes."""
-        hidden = ("skew", "syslog_port_required")
+        hidden = ("skew", "syslog_port_required", "forward_port_required")
         return tuple(f.name for f in fields(cls) if f.name not in hidden) + ("timestamp_skew",)
 
     @classmethod
@@ -120,22 +141,29 @@ class CollectorConfig:
                 setattr(config, name, check_str(section[name], (SECTION, name)))
         if "http_port" in section:
             config.http_port = _port(section["http_port"], "http_port", optional=False)
-        for name in ("tcp_port", "syslog_port"):
+        for name in ("tcp_port", "syslog_port", "forward_port"):
             if name in section:
                 setattr(config, name, _port(section[name], name, optional=True))
         config.syslog_port_required = "syslog_port" in section
+        config.forward_port_required = "forward_port" in section
+        config.forward = _forward(section.get("forward"))
+        config.loki = _loki(section.get("loki"))
         for name in ("udp_syslog", "columnar"):
             if name in section:
                 setattr(config, name, check_bool(section[name], (SECTION, name)))
-        for name in ("max_body_bytes", "max_line_bytes", "memory_budget_bytes", "min_free_disk_bytes"):
+        for name in ("max_body_bytes", "max_line_bytes", "memory_budget_bytes", "min_free_disk_bytes",
+                     "max_deadletter_bytes"):
             if name in section:
                 setattr(config, name, parse_size(section[name], (SECTION, name)))
         for name in ("max_fields", "max_depth", "spool_high_water"):
             if name in section:
                 setattr(config, name, check_int(section[name], (SECTION, name), minimum=1))
-        for name in ("body_timeout", "idle_timeout"):
+        for name in ("body_timeout", "header_timeout", "idle_timeout"):
             if name in section:
                 setattr(config, name, check_duration(section[name], (SECTION, name), positive=True))
+        if "max_connections_per_client" in section:
+            config.max_connections_per_client = check_int(section["max_connections_per_client"],
+                                                          (SECTION, "max_connections_per_client"), minimum=0)
         if "tokens" in section:
             config.tokens = _tokens(section["tokens"])
         if "stream_networks" in section:
@@ -185,6 +213,43 @@ def _networks(value: Any) -> tuple[str, ...]:
         except ValueError as exc:
             raise ConfigError.at((*where, index), f"not a network: {exc}") from None
     return tuple(value)
+
+
+def _forward(value: Any) -> ForwardOptions:
+    where = (SECTION, "forward")
+    value = check_mapping(value, where, ("tag_service", "max_message_bytes", "shared_keys"))
+    default = ForwardOptions()
+    shared_keys = None
+    if value.get("shared_keys") is not None:
+        keys = value["shared_keys"]
+        if not isinstance(keys, dict) or not keys:
+            raise ConfigError.at((*where, "shared_keys"), f"expected a mapping of shared key to tenant, "
+                                                          f"got {describe(keys, True)}")
+        shared_keys = {}
+        for key, tenant in keys.items():
+            if not isinstance(key, str) or len(key) < MIN_TOKEN_LENGTH or not isinstance(tenant, str) or not tenant:
+                raise ConfigError.at((*where, "shared_keys"), f"each shared key must be a string of at least "
+                                                              f"{MIN_TOKEN_LENGTH} characters naming a tenant",
+                                     key="collector.forward.shared_keys")
+            shared_keys[key] = tenant
+    return ForwardOptions(
+        tag_service=check_choice(value.get("tag_service", default.tag_service), (*where, "tag_service"),
+                                 TAG_SERVICE),
+        max_message_bytes=parse_size(value.get("max_message_bytes", default.max_message_bytes),
+                                     (*where, "max_message_bytes")),
+        shared_keys=shared_keys,
+    )
+
+
+def _loki(value: Any) -> dict[str, tuple[str, ...]]:
+    where = (SECTION, "loki")
+    value = check_mapping(value, where, ("service_labels", "level_labels"))
+    return {
+        "service_labels": check_str_list(value.get("service_labels", list(DEFAULT_SERVICE_LABELS)),
+                                         (*where, "service_labels"), empty=False),
+        "level_labels": check_str_list(value.get("level_labels", list(DEFAULT_LEVEL_LABELS)),
+                                       (*where, "level_labels"), empty=False),
+    }
 
 
 def _batch(value: Any) -> BatchPolicy:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import time
 from concurrent.futures import Executor
 
@@ -16,8 +15,9 @@ from logwarden.collector.budget import MemoryBudget
 from logwarden.collector.decoding import BodyError, decompress
 from logwarden.collector.ingest import Ingestor
 from logwarden.collector.openapi import openapi_text
+from logwarden.collector.protocols.mount import mount_protocols
 from logwarden.collector.wal import WalFailure
-from logwarden.common.auth import INGEST, READ, Authenticator
+from logwarden.common.auth import ADMIN, INGEST, READ, Authenticator
 from logwarden.common.http import principal, protect, public, requires
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,20 @@ class HttpApi:
         """The aiohttp application."""
         app = web.Application(client_max_size=self.config.max_body_bytes)
         protect(app, self.auth, error_body=_error_body)
-        app.router.add_post("/v1/logs", self.post_logs)
+        # every ingest protocol (OTLP, Loki, Elasticsearch bulk, Splunk HEC, text), the native API on
+        # POST /v1/logs answering what no protocol claims
+        mount_protocols(app, self.ingestor, self._ingest_tenant, self.executor,
+                        options={"loki": dict(self.config.loki)},
+                        fallbacks={("POST", "/v1/logs"): self.post_logs},
+                        declare=requires(INGEST), body_timeout=self.config.body_timeout)
         app.router.add_get("/health", self.health)
         app.router.add_get("/ready", self.ready)
         app.router.add_get("/metrics", self.metrics_page)
         app.router.add_get("/openapi.yaml", self.openapi)
         return app
+
+    def _ingest_tenant(self, request: web.Request) -> str:
+        return principal(request).ingest_tenant(self.auth.default_tenant)
 
     @requires(INGEST)
     async def post_logs(self, request: web.Request) -> web.Response:
@@ -94,8 +102,8 @@ class HttpApi:
 
     async def _post_logs(self, request: web.Request) -> web.Response:
         tenant = principal(request).ingest_tenant(self.auth.default_tenant)
-        if self.ingestor.failure:
-            return _error(503, self.ingestor.failure)
+        if self.ingestor.failure:  # a full disk, a failing write-ahead log: nothing is kept, retry later
+            return _error(503, self.ingestor.failure, {"Retry-After": RETRY_AFTER_SECONDS})
         length = request.content_length
         if length is not None and length > self.config.max_body_bytes:
             return _error(413, f"body of {length} bytes exceeds the {self.config.max_body_bytes}-byte limit")
@@ -142,12 +150,14 @@ class HttpApi:
             if not batch.accepted and not batch.rejected:
                 return _error(400, "no records in the body")
             try:
-                replay = REPLAY_HEADER in request.headers  # the letters stay in the store: no second copy
+                # A replay of letters already in the dead-letter store keeps a refused record from being
+                # stored twice; only an admin may ask for that (from anyone else the header is ignored).
+                replay = REPLAY_HEADER in request.headers and principal(request).allows(ADMIN)
                 result = await self.ingestor.submit(
                     batch, "http", f"http:{request.remote}", tenant, dead_letter=not replay
                 )
             except WalFailure as exc:
-                return _error(503, str(exc))
+                return _error(503, str(exc), {"Retry-After": RETRY_AFTER_SECONDS})
         finally:
             reservation.release()
         return web.json_response(result.to_dict(), status=200 if result.accepted else 400)
@@ -172,11 +182,8 @@ class HttpApi:
             problems.append(
                 f"spool holds {depth} batches, over its high-water mark of " f"{self.config.spool_high_water}"
             )
-        if self.ingestor.failure:
+        if self.ingestor.failure:  # includes free disk space under min_free_disk_bytes
             problems.append(self.ingestor.failure)
-        free = shutil.disk_usage(self.ingestor.paths.wal).free
-        if free < self.config.min_free_disk_bytes:
-            problems.append(f"only {free} bytes free on the write-ahead log's disk")
         body = {
             "ready": not problems,
             "spool_depth": depth,

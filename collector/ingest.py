@@ -7,12 +7,20 @@ spool writer then concatenates its tables, adds the system columns and writes on
 batch named after the segment, then deletes the segment. After a crash, segments left on
 disk are turned into batches by ``recover`` unless the spool or the lake already has them,
 so every acknowledged record reaches the spool exactly once.
+
+Faults: below ``min_free_disk_bytes`` of free space on the data disk, and for a moment after a
+write-ahead write or fsync failed, ``submit`` raises ``WalFailure`` (the protocols answer 503 with
+``Retry-After``) having kept nothing of the request; the write-ahead log cuts off any torn entry
+first (see ``collector/wal.py``), so a full disk costs no acknowledged record and the collector
+takes records again by itself once space returns. A dead-letter write that fails does not undo
+the request's accepted records: the answer reports it, and a metric counts the lost letters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,13 +39,16 @@ from logwarden.collector.decoding import RawRecord
 from logwarden.collector.metrics import CollectorMetrics
 from logwarden.collector.spool import Spool
 from logwarden.collector.validation import RecordValidator
-from logwarden.collector.wal import WriteAheadLog, is_legacy_segment, read_entries, read_legacy_segment
+from logwarden.collector.wal import (
+    WalFailure, WriteAheadLog, is_legacy_segment, read_entries, read_legacy_segment,
+)
 from logwarden.common.paths import DataDir
 from logwarden.common.records import TIMESTAMP
 
 log = logging.getLogger(__name__)
 MAX_REPORTED_ERRORS = 1000
 SPOOL_RETRY_SECONDS = 5.0
+FREE_SPACE_CHECK_SECONDS = 0.25  # how long a reading of the data disk's free space is trusted
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ class IngestResult:
     def to_dict(self) -> dict[str, Any]:
         """The HTTP answer body (``errors`` lists at most MAX_REPORTED_ERRORS entries)."""
         body: dict[str, Any] = {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
-        if self.rejected > len(self.errors):
+        if self.rejected > sum(1 for error in self.errors if error.get("index") is not None):
             body["errors_truncated"] = True
         return body
 
@@ -113,6 +124,8 @@ class Ingestor:
         is_committed: Callable[[str], bool],
         budget: MemoryBudget | None = None,
         decoder: BatchDecoder | None = None,
+        min_free_disk_bytes: int = 0,
+        max_deadletter_bytes: int | None = None,
     ) -> None:
         self.paths = paths
         self.validator = validator
@@ -121,7 +134,14 @@ class Ingestor:
         self.metrics = metrics
         self.budget = budget or MemoryBudget(1 << 62)
         self.spool = Spool(paths.spool)
-        self.deadletter = DeadLetterStore(paths.deadletter)
+        self.deadletter = (
+            DeadLetterStore(paths.deadletter, on_evicted=metrics.deadletters_evicted.inc)
+            if max_deadletter_bytes is None
+            else DeadLetterStore(paths.deadletter, max_deadletter_bytes, metrics.deadletters_evicted.inc)
+        )
+        self.min_free_disk_bytes = min_free_disk_bytes
+        self._free_bytes: int | None = None
+        self._free_checked = float("-inf")
         self._is_committed = is_committed
         self._instance = secrets.token_hex(3)
         self._sequence = 0
@@ -130,7 +150,10 @@ class Ingestor:
         self._bytes = 0
         self._opened_at = 0.0
         self.spool_depth = 0
-        self.wal = WriteAheadLog(paths.wal, self._on_segment_closed, self._on_fsync)
+        self.wal = WriteAheadLog(
+            paths.wal, self._on_segment_closed, self._on_fsync, self._on_discarded,
+            lambda kind: metrics.wal_errors.labels(kind).inc(),
+        )
         self._spool_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-writer")
         self._pending_spool: set[asyncio.Future] = set()
         self._roller: asyncio.Task | None = None
@@ -170,7 +193,7 @@ class Ingestor:
 
     def _recover_parts(self, segment_id: str, path: Path) -> list[_Part]:
         parts = []
-        for entry in read_entries(path):
+        for entry in read_entries(path, lambda offset, size: self.metrics.wal_skipped_bytes.inc(size)):
             header = entry.header
             batch = self.decoder.ndjson(entry.payload, skew=False)
             if batch.rejected:
@@ -200,8 +223,21 @@ class Ingestor:
 
     # lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Recover, then open the first segment and start the roll-over timer."""
-        self.recover()
+        """Recover, then open the first segment and start the roll-over timer.
+
+        A segment that cannot be spooled now (a full disk) stays on disk and is retried every
+        ``spool_retry_seconds``."""
+        for segment_id in self.wal.existing_segments():
+            try:
+                self._recover_segment(segment_id)
+            except OSError as exc:
+                log.error(
+                    "recovering write-ahead segment %s failed: %s; it stays on disk, retried in %gs",
+                    segment_id,
+                    exc,
+                    self.spool_retry_seconds,
+                )
+                self._retry_later(segment_id)
         self.spool_depth = self.spool.depth()
         self.wal.start()
         self._open_segment()
@@ -209,15 +245,19 @@ class Ingestor:
 
     def _open_segment(self) -> None:
         batch_id = self._new_batch_id()
+        self.wal.open_segment(batch_id)  # OSError (a full disk): the open segment stays open
         self._parts[batch_id] = []
         self._rows = self._bytes = 0
         self._opened_at = time.monotonic()
-        self.wal.open_segment(batch_id)
 
     def rotate(self) -> None:
-        """Close the open batch (if it holds anything) and open a new one."""
+        """Close the open batch (if it holds anything) and open a new one (if a new segment cannot be
+        created, the open batch goes on and the next roll-over tries again)."""
         if self._parts.get(self.wal.segment_id):
-            self._open_segment()
+            try:
+                self._open_segment()
+            except OSError as exc:
+                log.error("cannot open a new write-ahead segment: %s; the open batch stays open", exc)
 
     async def _roll_on_age(self) -> None:
         last_depth_check = 0.0
@@ -235,6 +275,18 @@ class Ingestor:
     def _on_fsync(self, waiters: int) -> None:
         self.metrics.fsyncs.inc()
         self.metrics.group_size.observe(waiters)
+
+    def _on_discarded(self, segment_id: str, part: _Part) -> None:
+        """A failed fsync took back ``part``'s entry: it was never acknowledged, drop it from its batch."""
+        parts = self._parts.get(segment_id, [])
+        for position, candidate in enumerate(parts):
+            if candidate is part:
+                del parts[position]
+                self.budget.release(part.table.nbytes)
+                if segment_id == self.wal.segment_id:
+                    self._rows -= part.table.num_rows
+                    self._bytes -= part.table.nbytes
+                return
 
     def _on_segment_closed(self, segment_id: str) -> None:
         parts = self._parts.pop(segment_id, [])
@@ -309,12 +361,25 @@ class Ingestor:
         (unless ``dead_letter`` is False: a replay of letters that are still in the store)."""
         result = IngestResult(accepted=batch.accepted, rejected=len(batch.rejected))
         durable = None
+        if batch.accepted or (batch.rejected and dead_letter):  # it would write: refused on a low disk
+            low = self._low_disk()
+            if low is not None:
+                self.metrics.low_disk_refusals.labels(protocol).inc()
+                raise WalFailure(low)
         if batch.accepted:
             received_us = time.time_ns() // 1000
             header = {"tenant": tenant, "source": source, "protocol": protocol, "received_us": received_us}
+            part = _Part(batch.table, tenant, source, received_us)
             # Append and record the part before any await, so both land in the same segment.
-            durable = self.wal.append(header, batch.payload, batch.payload_crc)
-            self._parts[self.wal.segment_id].append(_Part(batch.table, tenant, source, received_us))
+            segment_id = self.wal.segment_id
+            try:
+                durable = self.wal.append(header, batch.payload, batch.payload_crc, part)
+            except WalFailure:
+                self._free_checked = float("-inf")  # read the free space afresh
+                raise
+            self._parts[segment_id].append(part)
+            if self._free_bytes is not None:
+                self._free_bytes -= len(batch.payload)
             self.budget.force(batch.table.nbytes)
             self._rows += batch.accepted
             self._bytes += batch.table.nbytes
@@ -340,13 +405,46 @@ class Ingestor:
                 result.rejected_indexes.append(raw.index)
                 self.metrics.rejected.labels(protocol, why.reason).inc()
             if dead_letter:
-                await asyncio.get_running_loop().run_in_executor(None, self.deadletter.add, letters)
+                try:
+                    await asyncio.get_running_loop().run_in_executor(None, self.deadletter.add, letters)
+                except OSError as exc:
+                    # The accepted records stand (a retry would duplicate them): say the letters are lost.
+                    self.metrics.deadletter_failures.labels(protocol).inc(len(letters))
+                    log.error("%d rejected %s records from %s not dead-lettered: %s", len(letters), protocol,
+                              source, exc)
+                    result.errors.append({
+                        "index": None,
+                        "field": "",
+                        "error": f"the {len(letters)} rejected records of this request could not be kept in "
+                                 f"the dead-letter store: {exc}",
+                    })
         if durable is not None:
             await durable
             self.metrics.accepted.labels(protocol).inc(batch.accepted)
         return result
 
+    def _low_disk(self) -> str | None:
+        """Why new records are refused for want of disk space, if they are."""
+        if self.min_free_disk_bytes <= 0:
+            return None
+        now = time.monotonic()
+        if now - self._free_checked >= FREE_SPACE_CHECK_SECONDS:
+            try:
+                stats = os.statvfs(self.paths.wal)
+                self._free_bytes = stats.f_bavail * stats.f_frsize
+            except OSError:
+                self._free_bytes = None
+            self._free_checked = now
+        free = self._free_bytes
+        if free is None or free >= self.min_free_disk_bytes:
+            return None
+        return (
+            f"only {max(free, 0)} bytes free on the data disk ({self.paths.wal}), under the low-water mark "
+            f"of {self.min_free_disk_bytes} bytes (min_free_disk_bytes): nothing was kept, retry later"
+        )
+
     @property
     def failure(self) -> str | None:
-        """Why the collector cannot make records durable, if it cannot."""
-        return self.wal.failed
+        """Why the collector cannot make records durable now, if it cannot (a write-ahead failure in the
+        last moment, or free disk space under ``min_free_disk_bytes``)."""
+        return self.wal.failed or self._low_disk()

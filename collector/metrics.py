@@ -70,3 +70,32 @@ class CollectorMetrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # Faults (issue 16): what a full disk or a damaged file cost.
+        self.wal_errors = Counter(
+            "logwarden_collector_wal_errors",
+            "Write-ahead log writes or fsyncs that failed (the requests concerned were answered 503)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.low_disk_refusals = Counter(
+            "logwarden_collector_low_disk_refusals",
+            "Requests refused (503) because free disk space was under min_free_disk_bytes",
+            ["protocol"],
+            registry=self.registry,
+        )
+        self.wal_skipped_bytes = Counter(
+            "logwarden_collector_wal_skipped_bytes",
+            "Bytes of write-ahead segments skipped on recovery (a corrupt entry, or a torn tail)",
+            registry=self.registry,
+        )
+        self.deadletter_failures = Counter(
+            "logwarden_collector_deadletter_write_failures",
+            "Rejected records that could not be kept in the dead-letter store (e.g. a full disk)",
+            ["protocol"],
+            registry=self.registry,
+        )
+        self.deadletters_evicted = Counter(
+            "logwarden_collector_deadletters_evicted",
+            "Dead letters deleted, oldest first, to keep the store under max_deadletter_bytes",
+            registry=self.registry,
+        )

@@ -12,9 +12,13 @@ from aiohttp import web
 from logwarden.collector.batch import BatchDecoder
 from logwarden.collector.budget import MemoryBudget
 from logwarden.collector.config import CollectorConfig
+from logwarden.collector.forward import ForwardListener
+from logwarden.collector.guard import ConnectionGuard, refusal_counter
 from logwarden.collector.http_server import HttpApi
 from logwarden.collector.ingest import Ingestor
 from logwarden.collector.metrics import CollectorMetrics
+from logwarden.collector.sources import SourcesConfig
+from logwarden.collector.sources.local import FileSources
 from logwarden.collector.streams import StreamListener, SyslogUdpProtocol
 from logwarden.collector.validation import RecordValidator
 from logwarden.common.auth import AuthConfig, Authenticator, is_loopback
@@ -32,7 +36,8 @@ class CollectorServer:
     ``auth`` holds the tokens of the ``auth:`` section; the collector's own ``config.tokens`` are added
     to them as ingest tokens."""
 
-    def __init__(self, paths: DataDir, config: CollectorConfig, auth: AuthConfig | None = None) -> None:
+    def __init__(self, paths: DataDir, config: CollectorConfig, auth: AuthConfig | None = None,
+                 sources: SourcesConfig | None = None) -> None:
         self.paths = paths.create()
         self.config = config
         self.ssl_context = server_context(config.tls)
@@ -48,12 +53,20 @@ class CollectorServer:
             Lake(paths.lake).is_committed,
             MemoryBudget(config.memory_budget_bytes),
             decoder,
+            min_free_disk_bytes=config.min_free_disk_bytes,
+            max_deadletter_bytes=config.max_deadletter_bytes,
         )
         self.auth = Authenticator.from_config(
             auth, config.tokens, default_tenant=config.default_tenant, stream_tenant=config.stream_tenant,
             stream_networks=config.stream_networks,
         )
         self.executor = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode")
+        # log files of the ``sources:`` section; built before the write-ahead log recovers (see sources/local.py)
+        self.sources = FileSources.for_collector(sources, self.ingestor, paths, config.default_tenant,
+                                                 config.spool_high_water)
+        closed = refusal_counter(self.ingestor.metrics.registry)
+        self.guard = ConnectionGuard(config.header_timeout, config.max_connections_per_client,
+                                     on_refused=lambda reason: closed.labels(reason).inc())
         self._runner: web.AppRunner | None = None
         self._servers: list[asyncio.base_events.Server] = []
         self._listeners: list[StreamListener] = []
@@ -61,6 +74,8 @@ class CollectorServer:
         self.http_port = config.http_port
         self.tcp_port = config.tcp_port
         self.syslog_port = config.syslog_port
+        self.forward_port = config.forward_port
+        self._forward: ForwardListener | None = None
 
     async def start(self) -> None:
         """Recover, then listen."""
@@ -69,8 +84,10 @@ class CollectorServer:
         if self.auth.open_to_loopback_only and not is_loopback(host) and host not in ("localhost",):
             log.warning("no tokens configured: HTTP clients other than loopback will be refused (403)")
         api = HttpApi(self.ingestor, self.config, self.auth, self.executor)
-        self._runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, auto_decompress=False)
+        self._runner = web.AppRunner(self.guard.install(api.app()), access_log=None, handle_signals=False,
+                                     auto_decompress=False)
         await self._runner.setup()
+        self.guard.attach(self._runner.server)  # header timeout, per-client connection limit
         site = web.TCPSite(
             self._runner, host, self.config.http_port, backlog=1024, ssl_context=self.ssl_context
         )
@@ -91,15 +108,37 @@ class CollectorServer:
                     exc,
                 )
                 self.syslog_port = None
+        if self.config.forward_port is not None:
+            await self._start_forward(host)
+        if self.sources is not None:
+            await self.sources.start()
         scheme = "https" if self.ssl_context else "http"
         log.info(
-            "collector listening: %s://%s:%d/v1/logs, tcp %s, syslog %s",
+            "collector listening: %s://%s:%d/v1/logs, tcp %s, syslog %s, forward %s",
             scheme,
             host,
             self.http_port,
             self.tcp_port,
             self.syslog_port,
+            self.forward_port,
         )
+
+    async def _start_forward(self, host: str) -> None:
+        """Fluent forward; a default port that is taken is skipped with a message (as syslog's)."""
+        listener = ForwardListener(self.ingestor, self.auth, self.executor, self.config.idle_timeout,
+                                   self.config.forward)
+        try:
+            server = await listener.start(host, self.config.forward_port, self.ssl_context)
+        except OSError as exc:
+            if self.config.forward_port_required:
+                raise
+            log.error("forward disabled: cannot listen on the default port %d: %s (set forward_port to choose "
+                      "another)", self.config.forward_port, exc)
+            self.forward_port = None
+            return
+        self._forward = listener
+        self._servers.append(server)
+        self.forward_port = server.sockets[0].getsockname()[1]
 
     async def _start_syslog(self, host: str) -> None:
         port = await self._listen("syslog-tcp", self.config.syslog_port)
@@ -133,8 +172,12 @@ class CollectorServer:
             await self._udp[1].drain()
         for listener in self._listeners:
             await listener.close_connections()
+        if self._forward is not None:
+            await self._forward.close_connections()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.sources is not None:
+            await self.sources.stop()
         await self.ingestor.stop()
         self.executor.shutdown(wait=True)
         log.info("collector stopped")
@@ -150,6 +193,7 @@ class CollectorServer:
         await self.stop()
 
 
-def run_collector(paths: DataDir, config: CollectorConfig, auth: AuthConfig | None = None) -> None:
+def run_collector(paths: DataDir, config: CollectorConfig, auth: AuthConfig | None = None,
+                  sources: SourcesConfig | None = None) -> None:
     """Block running the collector until it is told to stop."""
-    asyncio.run(CollectorServer(paths, config, auth).serve())
+    asyncio.run(CollectorServer(paths, config, auth, sources).serve())

@@ -60,10 +60,14 @@ class Spool:
         table = table.select(self.schema.names).cast(self.schema)
         path = self.path_of(batch_id)
         tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd", use_dictionary=self._dictionary)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(tmp, "wb") as handle:
+                pq.write_table(table, handle, compression="zstd", use_dictionary=self._dictionary)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk: give the partial file's space back
+            raise
         os.replace(tmp, path)
         fsync_path(path.parent)
         return path

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # Arrow is imported where Parquet is written, so that plain writes stay light (the agent)
+    import pyarrow as pa
 
 
 def fsync_path(path: Path) -> None:
@@ -20,6 +21,8 @@ def fsync_path(path: Path) -> None:
 def write_parquet_atomic(table: pa.Table, path: Path, compression_level: int | None = None,
                          use_dictionary: bool | list[str] = True) -> None:
     """Write ``table`` (zstd) under a hidden temporary name, fsync it, then rename it into place."""
+    import pyarrow.parquet as pq
+
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression="zstd", compression_level=compression_level,
                    use_dictionary=use_dictionary)

@@ -23,6 +23,7 @@ record itself.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -207,9 +208,24 @@ def _token_credentials(credentials: str) -> str | None:
     return token or None
 
 
-# Authorization schemes (lower case) -> the token in their credentials. Another scheme that carries a
-# token (e.g. Splunk's ``Splunk <token>``) is one more entry here, and in ``Authenticator(schemes=...)``.
-SCHEMES: dict[str, Callable[[str], str | None]] = {"bearer": _token_credentials}
+def _basic_password(credentials: str) -> str | None:
+    """The password of ``Basic base64(user:password)`` credentials: the token (the user is ignored), for
+    shippers that can only send basic authentication (Fluent Bit's and Logstash's Elasticsearch outputs)."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    _, separator, password = decoded.partition(":")
+    return password or None if separator else None
+
+
+# Authorization schemes (lower case) -> the token in their credentials: ``Bearer <token>``, Splunk HEC's
+# ``Splunk <token>``, and ``Basic`` with the token as the password. Another scheme is one more entry.
+SCHEMES: dict[str, Callable[[str], str | None]] = {
+    "bearer": _token_credentials,
+    "splunk": _token_credentials,
+    "basic": _basic_password,
+}
 
 
 def _digest(token: str | bytes) -> bytes:
@@ -225,7 +241,7 @@ class Authenticator:
         default_tenant: str = DEFAULT_TENANT,
         stream_tenant: str = DEFAULT_TENANT,
         stream_networks: tuple[str, ...] = LOOPBACK_NETWORKS,
-        schemes: tuple[str, ...] = ("bearer",),
+        schemes: tuple[str, ...] = tuple(SCHEMES),
     ) -> None:
         if isinstance(tokens, AuthConfig):
             tokens = tokens.tokens

@@ -40,7 +40,7 @@ def pick(obj: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any
             value = obj[key]
             if value is not None and value != "":
                 return key, value
-        elif "." in key:
+        elif "." in key and key[: key.index(".")] in obj:  # (the cheap test first: most heads are absent)
             value = dig(obj, key)
             if value is not None and value != "":
                 return key, value
@@ -51,7 +51,7 @@ def dig(obj: Mapping[str, Any], dotted: str) -> Any:
     """Follow a dotted path (``log.level``) through nested dicts; None when absent."""
     current: Any = obj
     for part in dotted.split("."):
-        if not isinstance(current, Mapping) or part not in current:
+        if not (type(current) is dict or isinstance(current, Mapping)) or part not in current:
             return None
         current = current[part]
     return current

@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from logwarden.formats import (access_log, cef, cloudtrail, leef, logfmt, panos, syslog3164, syslog5424, text,
-               windows_event)
+from logwarden.formats import (access_log, cef, cloudtrail, containers, leef, logfmt, panos, syslog3164, syslog5424,
+               text, windows_event)
 from logwarden.formats.common import BOM, MAX_RECORD_BYTES, to_bytes
 from logwarden.formats.files import RawRecord
 
@@ -40,6 +40,8 @@ def detect(record: bytes | str | dict[str, Any] | RawRecord) -> Detection:
 
 def detect_dict(obj: dict[str, Any]) -> Detection:
     """Name the format of an already-decoded JSON object (envelopes with ``_raw`` are unwrapped)."""
+    if containers.is_docker_json(obj):
+        return Detection(containers.DOCKER, 0.97)
     raw = obj.get("_raw")
     if isinstance(raw, str) and raw:
         inner = detect_bytes(raw.encode("utf-8", "surrogatepass"))
@@ -65,6 +67,8 @@ def detect_bytes(data: bytes) -> Detection:
         return _detect_json(data)
     if first == b"<":
         return _detect_angle(data)
+    if first.isdigit() and containers.sniff_cri(data):  # before syslog: "TIME stdout F ..." is no host
+        return Detection(containers.CRI, 0.97)
     confidence = syslog3164.sniff(data)
     if confidence:
         if first.isdigit() and access_log.sniff(data) > confidence:  # ELB lines start with ISO time

@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from logwarden.formats import (access_log, cef, cloudtrail, json_app, leef, logfmt, panos, syslog3164, syslog5424,
-               text, windows_event)
+from logwarden.formats import (access_log, cef, cloudtrail, containers, detect, json_app, leef, levels, logfmt,
+               panos, syslog3164, syslog5424, text, windows_event)
 from logwarden.formats.record import ParsedRecord
 
 
@@ -46,3 +46,26 @@ def _module_parser(module: Any) -> Parser:
 for _module in (json_app, logfmt, syslog3164, syslog5424, windows_event, cloudtrail, panos, cef,
                 leef, access_log, text):
     register(_module_parser(_module))
+
+
+def parse_content(data: bytes) -> ParsedRecord:
+    """The record of a container line's content, by the full detection (a container line in a container
+    line is text; so is ``TIME LEVEL message``, which the syslog sniffer takes for ``TIME HOST``)."""
+    found = detect.detect_bytes(data).format
+    if found in (containers.CRI, containers.DOCKER):
+        return text.parse(data)
+    record = get(found).parse(data)
+    return text.parse(data) if level_read_as_host(record, data) else record
+
+
+def level_read_as_host(record: ParsedRecord, data: bytes) -> bool:
+    """Whether ``TIME LEVEL message`` was read as syslog without PRI, the level taken for the host."""
+    if record.format != syslog3164.NAME or data[:1] == b"<":
+        return False
+    host = record.attributes.get("hostname")
+    return isinstance(host, str) and host.isupper() and levels.from_name(host) is not None
+
+
+register(Parser(containers.CRI, containers.sniff_cri, lambda data: containers.parse_cri(data, parse_content)))
+register(Parser(containers.DOCKER, containers.sniff_docker,
+                lambda data: containers.parse_docker(data, parse_content)))

@@ -2,8 +2,10 @@
 other layers contribute (search, feedback).
 
 Every route declares its role where it is defined (``logwarden.common.http.requires``); the one
-authenticator of the stack checks them all. ``GET /health`` answers anyone (probes). With a
-certificate configured, the API is served over TLS.
+authenticator of the stack checks them all. ``GET /health`` answers anyone (probes); ``GET /metrics``
+(role ``read``) serves the Prometheus metrics of this process (``prometheus_client``'s default
+registry: processing's spool, quarantine and dead-letter counts). With a certificate configured, the
+API is served over TLS.
 """
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import ssl
 from typing import Callable
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from logwarden.common.auth import Authenticator
-from logwarden.common.http import BackgroundHttpServer, protect, public
+from logwarden.common.auth import READ, Authenticator
+from logwarden.common.http import BackgroundHttpServer, protect, public, requires
 
 Installer = Callable[[web.Application], object]
 
@@ -27,7 +30,12 @@ def api_app(installers: list[Installer], auth: Authenticator | None = None) -> w
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    @requires(READ)
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     for install in installers:
         install(app)
     return app

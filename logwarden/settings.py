@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from logwarden.alerting.config import AlertingConfig, parse_alerting
 from logwarden.collector.config import CollectorConfig
+from logwarden.collector.sources.config import SourcesConfig
 from logwarden.common.auth import AuthConfig
 from logwarden.common.tls import TlsConfig
 from logwarden.common.yamlconf import ConfigError, YamlDocument, describe, load_yaml, parse_yaml
@@ -41,6 +42,7 @@ SECTIONS: dict[str, Callable[[Any], Any]] = {
     "alerting": _alerting,
     "auth": AuthConfig.from_dict,
     "tls": TlsConfig.from_dict,
+    "sources": SourcesConfig.from_dict,
 }
 
 
@@ -55,6 +57,7 @@ class Settings:
     alerting: AlertingConfig = field(default_factory=lambda: parse_alerting(None))
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig | None = None
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
     source: str | None = None  # the config file, None for the embedded defaults
 
 

@@ -33,6 +33,8 @@ from logwarden.supervisor import CollectorProcess
 from logwarden.monitoring import RulesFile, load_rules
 from logwarden.processing.batch import BatchOutput
 from logwarden.processing.pipeline import SpoolProcessor
+from logwarden.processing.quarantine import QuarantinedBatch
+from logwarden.selfalerts import quarantine_anomaly
 from logwarden.storage.api import install_search
 from logwarden.storage.compaction import CompactionScheduler
 from logwarden.storage.retention import RetentionScheduler
@@ -66,6 +68,7 @@ class StackOptions:
     tcp_port: int | None = None  # None: settings.collector.tcp_port
     api_port: int = 8081
     syslog_port: int | None = None  # None: the collector takes settings.collector.syslog_port
+    forward_port: int | None = None  # None: the collector takes settings.collector.forward_port
     dashboard_port: int | None = 5006
     dask_scheduler: str | None = None
     dask_workers: int = 2
@@ -93,6 +96,11 @@ class StackOptions:
     def collector_syslog_port(self) -> int | None:
         """The syslog port the collector listens on (None: no syslog)."""
         return self.settings.collector.syslog_port if self.syslog_port is None else self.syslog_port
+
+    @property
+    def collector_forward_port(self) -> int | None:
+        """The Fluent forward port the collector listens on (None: none)."""
+        return self.settings.collector.forward_port if self.forward_port is None else self.forward_port
 
 
 class Stack:
@@ -151,7 +159,7 @@ class Stack:
         if opts.collector:
             self.collector = CollectorProcess(self.paths.root, opts.host, opts.http_port, opts.tcp_port,
                                               opts.config_path, self.paths.run / "collector.log", opts.syslog_port,
-                                              ssl_context=self.client_ssl)
+                                              ssl_context=self.client_ssl, forward_port=opts.forward_port)
             self.collector.start()
         self.dask = DaskConnection.open(opts.dask_scheduler, opts.dask_workers, opts.dask_dashboard_port, opts.host,
                                         adaptive_max=opts.adaptive_max, spool_dir=self.paths.spool)
@@ -195,7 +203,9 @@ class Stack:
         processing = opts.settings.processing
         self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch, max_in_flight=2 * workers,
                                         masking=processing.masking, inventory=processing.inventory,
-                                        elasticsearch=opts.settings.storage.elasticsearch)
+                                        elasticsearch=opts.settings.storage.elasticsearch,
+                                        on_quarantine=self._on_quarantine,
+                                        deadletter_max_bytes=opts.settings.collector.max_deadletter_bytes)
         self.processor.start()
         self.retention = RetentionScheduler(self.paths.lake, opts.settings.storage.retention).start()
         self.compaction = CompactionScheduler(self.paths.lake, opts.settings.storage.compaction).start()
@@ -221,6 +231,8 @@ class Stack:
             "collector (HTTP)": f"{self.scheme}://{opts.host}:{opts.http_port}/v1/logs",
             "collector (TCP NDJSON)": f"{opts.host}:{opts.tcp_port}{tls}",
             "collector (syslog TCP/UDP)": f"{opts.host}:{opts.collector_syslog_port}{' (TCP over TLS)' if tls else ''}",
+            "collector (Fluent forward)": f"{opts.host}:{opts.collector_forward_port}{tls}",
+            "collector (OTLP, Loki, ES bulk, HEC)": f"{self.scheme}://{opts.host}:{opts.http_port}",
             "collector metrics": f"{self.scheme}://{opts.host}:{opts.http_port}/metrics",
         } if opts.collector else {}
         return {
@@ -234,6 +246,7 @@ class Stack:
             else "(none)",
             "API (search, alerts)": f"{self.api.base_url}/v1/search, {self.api.base_url}/alerts" if self.api
             else "(none)",
+            "processing metrics": f"{self.api.base_url}/metrics" if self.api else "(none)",
             "data": str(self.paths.root),
         }
 
@@ -246,6 +259,11 @@ class Stack:
             with self._event_lock:
                 self._max_event_us = max(self._max_event_us or newest, newest)
                 self._last_batch_at = time.monotonic()
+
+    def _on_quarantine(self, entry: QuarantinedBatch) -> None:
+        """A spool batch quarantined (or, retried, gone through): a CRITICAL self-alert through the router."""
+        if self.alerts is not None:
+            self.alerts.dispatch([quarantine_anomaly(entry)])
 
     def _reload_rules(self) -> None:
         try:

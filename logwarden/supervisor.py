@@ -22,12 +22,15 @@ class CollectorProcess:
     health is then probed over https with ``ssl_context`` (which trusts that certificate)."""
 
     def __init__(self, data_dir: Path, host: str, http_port: int, tcp_port: int | None, config: str | None,
-                 log_path: Path, syslog_port: int | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+                 log_path: Path, syslog_port: int | None = None, ssl_context: ssl.SSLContext | None = None,
+                 forward_port: int | None = None) -> None:
         self.command = [sys.executable, "-m", "logwarden", "collector", "--data-dir", str(data_dir),
                         "--host", host, "--http-port", str(http_port)]
         self.command += ["--no-tcp"] if tcp_port is None else ["--tcp-port", str(tcp_port)]
         if syslog_port is not None:
             self.command += ["--syslog-port", str(syslog_port)]
+        if forward_port is not None:
+            self.command += ["--forward-port", str(forward_port)]
         if config:
             self.command += ["--config", config]
         self._opener = local_opener(ssl_context)

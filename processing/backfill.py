@@ -26,7 +26,7 @@ def batches_in_range(lake: Lake, since: datetime, until: datetime) -> list[str]:
     files = lake.log_files()
     if not files:
         return []
-    source = parquet_source(files, ", filename = true")
+    source = parquet_source(files, filename=True)
     stem = r"regexp_extract(filename, '([^/]+)\.parquet$', 1)"
     try:
         rows = query(lake, f"SELECT DISTINCT coalesce({BATCH_COLUMN}, {stem}) FROM {source} "

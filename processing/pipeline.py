@@ -6,6 +6,11 @@ the driver learns the unmatched messages → ``finalize_batch`` on the same work
 record, aggregate, commit to the lake) → the sink (monitoring) → the spool file is deleted. A
 failure at any step leaves the spool file for a later attempt (with backoff); the lake commit is
 idempotent, and the detectors ignore a batch id they have seen.
+
+A batch that cannot be read, or that failed ``MAX_ATTEMPTS`` times, is quarantined in
+``spool/failed`` with its reason (``processing.quarantine``); it is counted in
+``logwarden_spool_quarantined_batches`` and announced through ``on_quarantine`` (the stack raises a
+CRITICAL self-alert). When a retried batch goes through, ``on_quarantine`` hears of it again, resolved.
 """
 from __future__ import annotations
 
@@ -19,18 +24,22 @@ from typing import Callable
 from distributed import Client, Future
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from logwarden.collector.deadletter import DEFAULT_MAX_BYTES
 from logwarden.collector.spool import Spool
 from logwarden.common.paths import DataDir
-from logwarden.processing.batch import BatchOutput, batch_id_of, finalize_batch, prepare_batch
+from logwarden.processing import metrics
+from logwarden.processing.batch import BatchOutput, CorruptBatch, batch_id_of, finalize_batch, prepare_batch
 from logwarden.processing.enrich import Inventory
 from logwarden.processing.masking import MaskingConfig
 from logwarden.processing.mining import TemplateCoordinator
+from logwarden.processing.quarantine import FAILED, UNREADABLE, Quarantine, QuarantinedBatch
 from logwarden.processing.templates import TemplateInfo
 from logwarden.storage.elasticsearch import ElasticsearchConfig
 
 log = logging.getLogger(__name__)
 
 BatchSink = Callable[[BatchOutput], None]
+QuarantineSink = Callable[[QuarantinedBatch], None]
 MAX_ATTEMPTS = 5
 READY_FACTOR = 4  # at most this many times max_in_flight batches held, computing or waiting to be handed on
 
@@ -63,10 +72,15 @@ class SpoolProcessor:
     def __init__(self, client: Client, paths: DataDir, sink: BatchSink, max_in_flight: int = 4,
                  poll_interval: float = 0.05, masking: MaskingConfig | None = None,
                  spool_dir: Path | None = None, elasticsearch: "ElasticsearchConfig | None" = None,
-                 inventory: Inventory | None = None) -> None:
+                 inventory: Inventory | None = None, on_quarantine: QuarantineSink | None = None,
+                 deadletter_max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
         self.client = client
         self.spool = Spool(spool_dir or paths.spool)
+        self.quarantine = Quarantine(self.spool.directory)
+        self.on_quarantine = on_quarantine
         self.lake_root = str(paths.lake)
+        self.deadletter_dir = str(paths.deadletter)  # records the lake cannot take (the rest commits)
+        self.deadletter_max_bytes = deadletter_max_bytes
         self.sink = sink
         self.max_in_flight = max_in_flight
         self.poll_interval = poll_interval
@@ -83,7 +97,13 @@ class SpoolProcessor:
         self.batches_done = 0
         self.records_done = 0
         self.last_error: str | None = None
+        self.dead_lettered = 0
         client.register_plugin(ImportProcessing(), name=ImportProcessing.name)
+        metrics.watch_quarantine(self.quarantine.count)
+        waiting = self.quarantine.count()
+        if waiting:
+            log.warning("%d spool batch(es) in quarantine (%s): see `logwarden spool failed list`",
+                        waiting, self.quarantine.folder)
 
     def start(self) -> None:
         """Run in a daemon thread."""
@@ -180,6 +200,7 @@ class SpoolProcessor:
         item.future = self.client.submit(_finalize_after, prepared, str(item.path), self.lake_root,
                                          self._snapshot(), unmatched.messages, self.masking, self.elasticsearch,
                                          self.inventory, frozenset(t.template_id for t in item.learned),
+                                         self.deadletter_dir, self.deadletter_max_bytes,
                                          key=f"finalize-{batch_id}-{time.monotonic_ns()}", retries=2,
                                          priority=1)  # before waiting phase-one tasks: a batch done sooner
         item.phase = "finalize"
@@ -195,25 +216,55 @@ class SpoolProcessor:
         self._failures.pop(output.batch_id, None)
         self.batches_done += 1
         self.records_done += output.num_records
+        self.dead_lettered += output.dead_lettered
+        metrics.BATCHES.inc()
+        metrics.RECORDS.inc(output.num_records)
+        if output.dead_lettered:
+            metrics.DEAD_LETTERED.inc(output.dead_lettered)
+        retried = self.quarantine.take_retried(output.batch_id)
+        if retried is not None:
+            log.warning("batch %s, retried from quarantine, went through", output.batch_id)
+            self._announce(retried)
 
     def _record_failure(self, batch_id: str, path: Path, error: BaseException) -> None:
         attempts = self._failures.get(batch_id, (0, 0.0))[0] + 1
         self.last_error = f"batch {batch_id}: {error!r}"
+        if isinstance(error, CorruptBatch):
+            self._quarantine(batch_id, path, UNREADABLE, "the spool file cannot be read as records", error,
+                             attempts)
+            return
         if attempts >= MAX_ATTEMPTS:
-            quarantine = path.parent / "failed"
-            quarantine.mkdir(exist_ok=True)
-            path.replace(quarantine / path.name)
-            self._failures.pop(batch_id, None)
-            log.error("batch %s failed %d times (%r); moved to %s", batch_id, attempts, error, quarantine)
+            self._quarantine(batch_id, path, FAILED, f"processing failed {attempts} times", error, attempts)
             return
         delay = min(60.0, 2.0 ** attempts)
         self._failures[batch_id] = (attempts, time.monotonic() + delay)
         log.error("batch %s failed (%r); retry %d in %.0fs", batch_id, error, attempts, delay)
 
+    def _quarantine(self, batch_id: str, path: Path, kind: str, reason: str, error: BaseException,
+                    attempts: int) -> None:
+        """Move a batch into quarantine with its reason, count it, announce it."""
+        self._failures.pop(batch_id, None)
+        if not path.exists():  # moved away meanwhile (e.g. by hand)
+            return
+        entry = self.quarantine.add(path, kind, reason, f"{type(error).__name__}: {error}", attempts)
+        metrics.QUARANTINE_EVENTS.labels(kind).inc()
+        log.error("batch %s quarantined in %s: %s (%r)", batch_id, self.quarantine.folder, reason, error)
+        self._announce(entry)
+
+    def _announce(self, entry: QuarantinedBatch) -> None:
+        if self.on_quarantine is None:
+            return
+        try:
+            self.on_quarantine(entry)
+        except Exception:  # noqa: BLE001 - the alert path must not stop processing
+            log.exception("announcing quarantined batch %s failed", entry.batch_id)
+
 
 def _finalize_after(_prepared, spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
                     masking: MaskingConfig | None, elasticsearch: "ElasticsearchConfig | None",
-                    inventory: Inventory | None, new_template_ids: frozenset[str]) -> BatchOutput:
+                    inventory: Inventory | None, new_template_ids: frozenset[str],
+                    deadletter_dir: str | None = None,
+                    deadletter_max_bytes: int | None = DEFAULT_MAX_BYTES) -> BatchOutput:
     """``finalize_batch``, scheduled after (and next to) its phase-one result."""
     return finalize_batch(spool_path, lake_root, snapshot, learned, masking, elasticsearch, inventory,
-                          new_template_ids)
+                          new_template_ids, deadletter_dir, deadletter_max_bytes)

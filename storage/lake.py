@@ -1,10 +1,20 @@
 """The Parquet lake: records partitioned by date and service (hive style), committed atomically per batch.
 
-Every batch is written under deterministic file names derived from its batch id, each
-file under a temporary name then renamed, and a commit marker last. A retried batch
-rewrites the same names, so the lake never holds a second copy. Every row carries its batch id
-(``batch_id``), so a batch stays identifiable after compaction has merged its files
-(``storage.compaction``): committing such a batch again first takes its rows out of the merged files.
+Every batch is written under deterministic file names derived from its batch id. A commit first
+writes every file of the batch under a hidden staging name (which no reader lists); only when all
+of them are written are they renamed into place, and the commit marker is written last. A commit
+that fails part-way removes what it staged, so readers never see part of a batch that failed. (Only
+a crash in the middle of the renames can leave part of a batch visible without its marker, until
+the batch, still in the spool, is committed again on restart.) A retried batch rewrites the same
+names, so the lake never holds a second copy. Every row carries its batch id (``batch_id``), so a
+batch stays identifiable after compaction has merged its files (``storage.compaction``): committing
+such a batch again first takes its rows out of the merged files.
+
+A ``service=`` folder name is bounded whatever the service: the URL-quoted service when that is at
+most ``MAX_PARTITION_VALUE`` bytes, else a quoted prefix, ``+`` and a hash of the whole value
+(:func:`service_partition`, the one mapping writers and readers share). The exact service is a
+column of every file, which is what queries read; the folder only prunes. Services that share a
+folder (a hash collision) share its files, so no mapping can make two partitions overwrite each other.
 """
 from __future__ import annotations
 
@@ -13,6 +23,7 @@ from dataclasses import dataclass
 import datetime as dt
 import hashlib
 import logging
+import os
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -22,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from logwarden.common.atomic import write_bytes_atomic, write_parquet_atomic
+from logwarden.common.atomic import fsync_path, write_bytes_atomic, write_parquet_atomic
 from logwarden.storage import journal
 
 log = logging.getLogger(__name__)
@@ -36,6 +47,12 @@ DICTIONARY_COLUMNS = frozenset({"level", "service", "message", "template_id", "t
                                 "environment", "host", "tenant", "source", "error_code", "user_id", BATCH_COLUMN})
 DATE_PREFIX = "date="
 SERVICE_PREFIX = "service="
+UNKNOWN_SERVICE = "_unknown"
+# A folder value stays under this many bytes (file systems allow 255 per name component).
+MAX_PARTITION_VALUE = 96
+HASH_MARK = "+"  # never produced by the quoting: marks a bounded name (readable prefix + hash)
+HASH_LENGTH = 16
+STAGED_SUFFIX = ".staged"  # hidden ".<batch>.parquet.staged": written, not yet part of the lake
 
 
 @dataclass(frozen=True)
@@ -47,9 +64,30 @@ class CommitInfo:
     files: tuple[str, ...]
 
 
-def partition_value(value: str) -> str:
-    """A partition folder value: URL-quoted, as hive-style readers (DuckDB, Arrow) decode it."""
-    return quote(value or "_unknown", safe=PARTITION_SAFE)
+def partition_value(value: str | None) -> str:
+    """A partition folder value of at most ``MAX_PARTITION_VALUE`` bytes: the URL-quoted value when it
+    fits; else the quoted value cut at a character boundary, ``+`` and 16 hex digits of its SHA-256.
+    Only ``[A-Za-z0-9-._~%+]`` appear, and ``+`` only in a bounded name, so the two forms never meet."""
+    value = value or UNKNOWN_SERVICE
+    quoted = quote(value, safe=PARTITION_SAFE)
+    if len(quoted) <= MAX_PARTITION_VALUE:
+        return quoted
+    budget = MAX_PARTITION_VALUE - len(HASH_MARK) - HASH_LENGTH
+    prefix, size = [], 0
+    for char in value:
+        piece = quote(char, safe=PARTITION_SAFE)
+        if size + len(piece) > budget:
+            break
+        prefix.append(piece)
+        size += len(piece)
+    digest = hashlib.sha256(value.encode()).hexdigest()[:HASH_LENGTH]
+    return f"{''.join(prefix)}{HASH_MARK}{digest}"
+
+
+def service_partition(service: str | None) -> str:
+    """The ``service=`` folder name of ``service``: where the lake writes its records and where a query
+    by service looks for them."""
+    return f"{SERVICE_PREFIX}{partition_value(service)}"
 
 
 def partition_date(folder: Path) -> dt.date | None:
@@ -63,7 +101,8 @@ def partition_date(folder: Path) -> dt.date | None:
 
 
 def partition_service(folder: Path) -> str | None:
-    """The service of a ``service=NAME`` folder (URL-decoded), None for any other name."""
+    """The service of a ``service=NAME`` folder (URL-decoded), None for any other name. A bounded name
+    (a long service) gives its readable prefix and hash: the exact value is in the files."""
     if not folder.name.startswith(SERVICE_PREFIX):
         return None
     return unquote(folder.name[len(SERVICE_PREFIX):])
@@ -117,23 +156,55 @@ class Lake:
         return self._commit(batch_id, records, aggregates)
 
     def _commit(self, batch_id: str, records: pa.Table, aggregates: pa.Table | None) -> CommitInfo:
-        files = [self._write(self.logs / f"date={date}" / f"service={partition_value(service)}", batch_id, part)
-                 for date, service, part in _partitions(records)]
-        if aggregates is not None and aggregates.num_rows:
-            files += [self._write(self.aggregates / f"date={date}", batch_id, part)
-                      for date, part in _by_date(aggregates, "bucket")]
+        staged = self._stage_all(batch_id, records, aggregates)
+        # Every file is written: the batch appears in one step (renames in place, then the marker).
+        files = []
+        for path in staged:
+            final = path.parent / f"{batch_id}.parquet"
+            os.replace(path, final)
+            files.append(str(final.relative_to(self.root)))
+        for folder in dict.fromkeys(path.parent for path in staged):
+            fsync_path(folder)
         info = CommitInfo(batch_id, records.num_rows, tuple(files))
         self.commits.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(orjson.dumps({"batch_id": batch_id, "records": info.records, "files": files}),
                            self._marker(batch_id))
         return info
 
-    def _write(self, folder: Path, batch_id: str, part: pa.Table) -> str:
+    def _stage_all(self, batch_id: str, records: pa.Table, aggregates: pa.Table | None) -> list[Path]:
+        """Write every file of a batch under its hidden staging name; on any failure remove what was
+        staged and re-raise (nothing of the batch becomes visible)."""
+        parts = [(self.logs / f"{DATE_PREFIX}{date}" / folder, part) for date, folder, part in _partitions(records)]
+        if aggregates is not None and aggregates.num_rows:
+            parts += [(self.aggregates / f"{DATE_PREFIX}{date}", part) for date, part in _by_date(aggregates, "bucket")]
+        staged: list[Path] = []
+        try:
+            for folder, part in parts:
+                staged.append(self._stage(folder, batch_id, part))
+        except BaseException:
+            for path in staged:
+                path.unlink(missing_ok=True)
+            raise
+        return staged
+
+    def check_writable(self, batch_id: str, records: pa.Table, aggregates: pa.Table | None = None) -> None:
+        """Raise what committing ``records`` (and ``aggregates``) would raise, without committing
+        anything: every file is staged, then removed. Used to find the records a commit fails on."""
+        for path in self._stage_all(batch_id, records, aggregates):
+            path.unlink(missing_ok=True)
+
+    def _stage(self, folder: Path, batch_id: str, part: pa.Table) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{batch_id}.parquet"
+        path = folder / f".{batch_id}.parquet{STAGED_SUFFIX}"
         table = part.append_column(BATCH_COLUMN, constant_column(batch_id, part.num_rows))
-        write_parquet_atomic(table, path, use_dictionary=[n for n in table.column_names if n in DICTIONARY_COLUMNS])
-        return str(path.relative_to(self.root))
+        try:
+            pq.write_table(table, path, compression="zstd",
+                           use_dictionary=[n for n in table.column_names if n in DICTIONARY_COLUMNS])
+            fsync_path(path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
 
     def marker_files(self, batch_id: str) -> list[str]:
         """The files (relative to the root) the commit of ``batch_id`` wrote; [] when it is not committed."""
@@ -174,9 +245,12 @@ class Lake:
         """``(date, service, folder)`` of the record partitions within the dates and services asked for."""
         for day, folder in self.date_folders(self.logs, first, last):
             if services is not None:
+                seen: set[str] = set()
                 for service in sorted(set(services)):
-                    candidate = folder / f"{SERVICE_PREFIX}{partition_value(service)}"
-                    if candidate.is_dir():
+                    name = service_partition(service)
+                    candidate = folder / name
+                    if name not in seen and candidate.is_dir():
+                        seen.add(name)  # services sharing a folder: its files once
                         yield day, service, candidate
                 continue
             for sub in sorted(folder.iterdir()):
@@ -255,10 +329,16 @@ def _by_date(table: pa.Table, column: str):
 
 
 def _partitions(records: pa.Table):
-    """(date, service, rows) for every partition the batch touches."""
+    """(date, service folder name, rows) for every partition the batch touches: the rows of services
+    that map to one folder go into one file."""
+    if records.num_rows == 0:
+        return
     services = pc.dictionary_encode(records["service"].combine_chunks(), null_encoding="encode")
-    names = services.dictionary.to_pylist()
-    codes = services.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    folders = [service_partition(name) for name in services.dictionary.to_pylist()]
+    names = sorted(set(folders))
+    index = {name: number for number, name in enumerate(names)}
+    folder_of = np.array([index[name] for name in folders], dtype=np.int64)
+    codes = folder_of[services.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
     for key, part in _groups(records, _days(records["timestamp"]) * len(names) + codes):
-        day, service = divmod(key, len(names))
-        yield _date_string(day), names[service], part
+        day, folder = divmod(key, len(names))
+        yield _date_string(day), names[folder], part

@@ -1,4 +1,9 @@
-"""Read the lake with DuckDB."""
+"""Read the lake with DuckDB.
+
+Columns come from the files, never from the folder names: a ``service=`` folder may hold a bounded
+name (``storage.lake.service_partition``) while the files hold the exact service. The ``date`` of a
+``date=`` folder is still offered as a column, taken from the file's path.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,10 +14,16 @@ import duckdb
 from logwarden.storage.lake import Lake
 
 
-def parquet_source(files: list[Path], options: str = "") -> str:
-    """A ``read_parquet`` over exactly ``files`` (hive partitions, columns united by name; more ``options``)."""
+DATE_OF_PATH = r"TRY_CAST(NULLIF(regexp_extract(filename, '[/\\]date=([0-9-]+)[/\\]', 1), '') AS DATE)"
+
+
+def parquet_source(files: list[Path], options: str = "", filename: bool = False) -> str:
+    """A relation over exactly ``files``: their columns united by name, plus ``date`` (from a ``date=``
+    folder in the path) and, with ``filename``, the file's path; more ``read_parquet`` ``options``."""
     listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    return f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true{options})"
+    keep = "" if filename else " EXCLUDE (filename)"
+    return (f"(SELECT *{keep}, {DATE_OF_PATH} AS date FROM read_parquet([{listed}], hive_partitioning = false, "
+            f"union_by_name = true, filename = true{options}))")
 
 
 def connect(lake: Lake) -> duckdb.DuckDBPyConnection:

@@ -5,6 +5,12 @@ is one boolean expression over the record columns built from an allow-list of no
 kinds and functions: no subquery, no table function, no statement, no parameter, no
 reference to anything but a record column. So a condition can narrow a tenant's rows
 but never reach another tenant's rows or any file.
+
+"One expression" is checked twice, so that a condition cannot close the parenthesis it is put in
+(``1=1) OR (1=1`` would turn ``filters AND (condition)`` into ``filters AND (1=1) OR (1=1)``):
+DuckDB's tokenizer must find its parentheses balanced, never closing one it did not open
+(parentheses inside string literals and quoted names do not count), and DuckDB's parser must read
+``first AND (condition) AND last`` as one conjunction that starts and ends with those two markers.
 """
 from __future__ import annotations
 
@@ -37,16 +43,36 @@ ALLOWED_FUNCTIONS = frozenset({
 })
 FORBIDDEN_TEXT = re.compile(r";|--|/\*|\*/")
 MAX_LENGTH = 4000
+FIRST, LAST = "__logwarden_first__", "__logwarden_last__"  # markers around the condition
 
 
 class UnsafeCondition(ValueError):
     """A ``--where`` condition that is not a plain boolean expression over record columns."""
 
 
+def _check_parentheses(condition: str) -> None:
+    """Refuse a condition whose parentheses (outside literals and quoted names, as DuckDB's tokenizer
+    sees them) close one they did not open, or are left open."""
+    data = condition.encode()  # the tokenizer's positions are byte offsets
+    tokens = duckdb.tokenize(condition)
+    depth = 0
+    for number, (start, kind) in enumerate(tokens):
+        if kind != duckdb.token_type.operator:
+            continue
+        stop = tokens[number + 1][0] if number + 1 < len(tokens) else len(data)
+        for char in data[start:stop]:
+            depth += (char == ord("(")) - (char == ord(")"))
+            if depth < 0:
+                raise UnsafeCondition("a condition must be one expression: a ')' closes a parenthesis it did not open")
+    if depth:
+        raise UnsafeCondition("a condition must be one expression: a '(' is never closed")
+
+
 def _parse(condition: str) -> dict[str, Any]:
     con = duckdb.connect()
     try:
-        text = con.execute("SELECT json_serialize_sql(?)", [f"SELECT * FROM src WHERE ({condition})"]).fetchone()[0]
+        text = con.execute("SELECT json_serialize_sql(?)",
+                           [f'SELECT * FROM src WHERE "{FIRST}" AND ({condition}) AND "{LAST}"']).fetchone()[0]
     finally:
         con.close()
     tree = orjson.loads(text)
@@ -73,6 +99,23 @@ def _only_where(tree: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(where, dict):
         raise UnsafeCondition("empty condition")
     return where
+
+
+def _marker(node: Any, name: str) -> bool:
+    return isinstance(node, dict) and node.get("class") == "COLUMN_REF" and node.get("column_names") == [name]
+
+
+def _between_markers(where: dict[str, Any]) -> list[dict[str, Any]]:
+    """The condition's top-level expressions: ``first AND (condition) AND last`` must be one conjunction
+    from marker to marker (DuckDB flattens the condition's own top-level ANDs into it)."""
+    children = where.get("children") or []
+    if (where.get("type") != "CONJUNCTION_AND" or len(children) < 3 or not _marker(children[0], FIRST)
+            or not _marker(children[-1], LAST)):
+        raise UnsafeCondition("a condition must be one expression")
+    inner = children[1:-1]
+    if any(_marker(child, FIRST) or _marker(child, LAST) for child in inner):
+        raise UnsafeCondition("a condition must be one expression")
+    return inner
 
 
 def _children(node: dict[str, Any]) -> list[dict[str, Any]]:
@@ -120,5 +163,7 @@ def validate_condition(condition: str, columns: Collection[str]) -> str:
         raise UnsafeCondition(f"condition longer than {MAX_LENGTH} characters")
     if FORBIDDEN_TEXT.search(condition):
         raise UnsafeCondition("statements, ';' and comments are not allowed in a condition")
-    _check(_only_where(_parse(condition)), columns)
+    _check_parentheses(condition)
+    for node in _between_markers(_only_where(_parse(condition))):
+        _check(node, columns)
     return condition

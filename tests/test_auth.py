@@ -3,6 +3,7 @@ every route behind it (logwarden.common.http)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import pytest
 from aiohttp import web
@@ -71,7 +72,7 @@ def test_the_bearer_scheme_is_case_insensitive(authenticator, scheme):
     assert authenticator.authenticate(f"  {scheme}   {TEAM_A_READ}  ", "10.0.0.1").tenant == "team-a"
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   ", f"Basic {TEAM_A_READ}", TEAM_A_READ,
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   ", f"Basic {TEAM_A_READ}", f"Splunk {TEAM_A_READ}x", TEAM_A_READ,
                                     "Bearer wrong-token-0123456789", f"Bearer {TEAM_A_READ}x",
                                     f"Bearer {TEAM_A_READ[:-1]}"])
 def test_missing_malformed_or_unknown_credentials_are_401_with_a_challenge(authenticator, header):
@@ -123,7 +124,20 @@ def test_without_tokens_other_clients_are_403(peer):
 
 def test_only_known_schemes_can_be_enabled():
     with pytest.raises(ValueError):
-        Authenticator(TOKENS, schemes=("bearer", "splunk"))
+        Authenticator(TOKENS, schemes=("bearer", "negotiate"))
+
+
+def test_splunk_and_basic_schemes_carry_the_same_tokens():
+    authenticator = Authenticator(TOKENS)
+    assert authenticator.authenticate(f"Splunk {TEAM_A_READ}", "10.0.0.1").tenant == "team-a"
+    basic = base64.b64encode(f"filebeat:{TEAM_A_READ}".encode()).decode()
+    assert authenticator.authenticate(f"Basic {basic}", "10.0.0.1").tenant == "team-a"
+    wrong = base64.b64encode(b"filebeat:not-a-token").decode()
+    with pytest.raises(AuthError) as refused:
+        authenticator.authenticate(f"Basic {wrong}", "10.0.0.1")
+    assert refused.value.status == 401
+    with pytest.raises(AuthError):
+        Authenticator(TOKENS, schemes=("bearer",)).authenticate(f"Splunk {TEAM_A_READ}", "10.0.0.1")
 
 
 # configuration --------------------------------------------------------------------------------------

@@ -208,10 +208,11 @@ def test_an_unknown_section_names_the_known_ones(tmp_path):
 
 @pytest.mark.parametrize("text, line, message", [
     ("collector:\n  http_port: 8080\n  spool_dir: /tmp\n", 3,
-     "collector.spool_dir: unknown key (known keys: batch, body_timeout, columnar, default_tenant, host, http_port, "
-     "idle_timeout, max_body_bytes, max_depth, max_fields, max_line_bytes, memory_budget_bytes, min_free_disk_bytes, "
-     "spool_high_water, stream_networks, stream_tenant, syslog_port, tcp_port, timestamp_skew, tls, tokens, "
-     "udp_syslog)"),
+     "collector.spool_dir: unknown key (known keys: batch, body_timeout, columnar, default_tenant, forward, "
+     "forward_port, header_timeout, host, http_port, idle_timeout, loki, max_body_bytes, max_connections_per_client, "
+     "max_deadletter_bytes, max_depth, "
+     "max_fields, max_line_bytes, memory_budget_bytes, min_free_disk_bytes, spool_high_water, stream_networks, "
+     "stream_tenant, syslog_port, tcp_port, timestamp_skew, tls, tokens, udp_syslog)"),
     ("storage:\n  retention:\n    raw_after: 30d\n    keep: 1\n", 4,
      "storage.retention.keep: unknown key (known keys: aggregates_after, archive_dir, compact_after, "
      "compression_level, enabled, interval, raw_action, raw_after)"),

@@ -34,11 +34,12 @@ import orjson
 from logwarden.collector.decoding import BOM, BodyError, RawRecord
 from logwarden.collector.ingest import IngestResult
 from logwarden.collector.mapping import (
-    as_text, duration_ms, message_text, now_rfc3339, service_text, take, timestamp_text,
+    MAX_MESSAGE, as_text, duration_ms, message_text, now_rfc3339, service_text, timestamp_text,
 )
 from logwarden.collector.batch import BatchDecoder, DecodedBatch
 from logwarden.collector.protocols.base import HttpProtocol, ProtocolAnswer, ProtocolRequest, register_protocol
 from logwarden.collector.protocols.peritem import decode_items_batch, items_of
+from logwarden.common.records import load_log_schema
 
 #: The version this endpoint reports (an 8.x cluster: the clients and Beats of 8.x accept it).
 VERSION = "8.19.0"
@@ -56,7 +57,8 @@ ERROR_TYPES = {
     429: "es_rejected_execution_exception",
     503: "unavailable_shards_exception",
 }
-_DECLARED = ("timestamp", "level", "service", "message", "user_id", "request_id", "error_code", "duration_ms")
+#: The record fields the schema declares (a document field of the same name is kept as ``<name>_original``).
+DECLARED = tuple(load_log_schema().get("properties", {}))
 _ACTION_CACHE = 256  # distinct action lines remembered per request (shippers repeat one action line)
 
 
@@ -68,57 +70,80 @@ class BulkItem(RawRecord):
     es_index: str | None = None
     es_id: str | None = None
     started: float | None = None  # on the first item: when decoding began (the answer's ``took``)
+    attributes_text: str | None = None  # the JSON text of the fields the schema does not declare
 
 
-def _text_of(doc: dict[str, Any], parent: str, child: str) -> str | None:
+def _pop(doc: dict[str, Any], parent: str, child: str, dotted: bool) -> Any:
+    """Remove and return ``parent.child`` (a nested object's member, or the dotted key when the document
+    has dotted keys); the parent goes when it is left empty. None when absent."""
+    nested = doc.get(parent)
+    if nested.__class__ is dict and child in nested:
+        value = nested.pop(child)
+        if not nested:
+            del doc[parent]
+        return value
+    if dotted:
+        return doc.pop(f"{parent}.{child}", None)
+    return None
+
+
+def _pop_text(doc: dict[str, Any], parent: str, child: str, dotted: bool) -> str | None:
     """``parent.child`` as text, removed from ``doc``; a value that is no text stays (as a dotted key)."""
-    value = take(doc, parent, child)
-    if value is None:
-        return None
+    value = _pop(doc, parent, child, dotted)
+    if value is None or value.__class__ is str:
+        return value
     text = as_text(value)
     if text is None:
         doc[f"{parent}.{child}"] = value
     return text
 
 
-def ecs_record(doc: dict[str, Any], index: str, received: str) -> dict[str, Any]:
-    """The native record of one ECS document (``doc`` is consumed: what is left becomes attributes)."""
+def ecs_record(doc: dict[str, Any], index: str, received: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The declared fields and the attributes of one ECS document (``doc`` is consumed: what the mapping
+    does not use is the attributes)."""
+    dotted = False
+    for key in doc:
+        if "." in key:
+            dotted = True
+            break
     stamp = doc.pop("@timestamp", None)
     if stamp is None:
         stamp = doc.pop("timestamp", None)
-    level = take(doc, "log", "level")
+    level = _pop(doc, "log", "level", dotted)
     if level is None:
         level = doc.pop("level", None)
-    service = _text_of(doc, "service", "name")
+    service = _pop_text(doc, "service", "name", dotted)
     if not service and doc.get("service").__class__ is str:
         service = doc.pop("service")
-    user = _text_of(doc, "user", "id") or _text_of(doc, "user", "name")
+    user = _pop_text(doc, "user", "id", dotted) or _pop_text(doc, "user", "name", dotted)
     if user is None and doc.get("user_id").__class__ is str:
         user = doc.pop("user_id")
-    request = _text_of(doc, "trace", "id")
+    request = _pop_text(doc, "trace", "id", dotted)
     if request is None and doc.get("request_id").__class__ is str:
         request = doc.pop("request_id")
-    error = _text_of(doc, "error", "code")
+    error = _pop_text(doc, "error", "code", dotted)
     if error is None and doc.get("error_code").__class__ is str:
         error = doc.pop("error_code")
-    nanoseconds = take(doc, "event", "duration")
-    duration = duration_ms(nanoseconds, 1e-6)
+    nanoseconds = _pop(doc, "event", "duration", dotted)
+    duration = duration_ms(nanoseconds, 1e-6) if nanoseconds is not None else None
     if nanoseconds is not None and duration is None:
         doc["event.duration"] = nanoseconds
-    if duration is None:
-        duration = duration_ms(doc.get("duration_ms"))
+    if duration is None and "duration_ms" in doc:
+        duration = duration_ms(doc["duration_ms"])
         if duration is not None:
             del doc["duration_ms"]
     message = doc.pop("message", None)
     if message is None:
-        message = take(doc, "event", "original")
+        message = _pop(doc, "event", "original", dotted)
     record: dict[str, Any] = {
         "timestamp": received if stamp is None else timestamp_text(stamp, "ms"),
         "level": "INFO" if level is None else level,
         "service": service if service else service_text(index),
-        "message": "",
+        "message": message if message.__class__ is str and len(message) <= MAX_MESSAGE else "",
     }
-    record["message"] = message_text(record, message)
+    extras: dict[str, Any] = {}
+    if record["message"] is not message and message is not None:
+        record["message"] = message_text(extras, message)
     if user is not None:
         record["user_id"] = user
     if request is not None:
@@ -132,12 +157,13 @@ def ecs_record(doc: dict[str, Any], index: str, received: str) -> dict[str, Any]
         del doc["service"]
         for key, value in nested.items():
             doc[f"service.{key}"] = value
-    for name in _DECLARED:  # a record field the mapping did not use stays, renamed
+    for name in DECLARED:  # a record field the mapping did not use stays, renamed
         if name in doc:
             doc[f"{name}_original"] = doc.pop(name)
-    if doc:
-        record.update(doc)
-    return record
+    if extras:
+        extras.update(doc)
+        return record, extras
+    return record, doc
 
 
 @register_protocol
@@ -186,20 +212,23 @@ class ElasticsearchBulk(HttpProtocol):
         while position < count:
             line = lines[position]
             position += 1
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             op, meta = self._action(line, position, actions)
             es_index = meta.get("_index") or default_index
             es_id = meta.get("_id")
             if es_index is not None and es_index.__class__ is not str:
                 raise BodyError(f"action line {position}: _index must be a string")
-            es_id = None if es_id is None else str(es_id)
             number = len(items)
+            if es_id is not None:
+                es_id = str(es_id)
+            elif op in RECORD_ACTIONS:
+                es_id = f"{id_prefix}{number:x}"
             if op == "delete":
                 items.append(BulkItem(number, line, op=op, es_index=es_index, es_id=es_id,
                                       error="action delete is not supported: logwarden keeps logs as sent"))
                 continue
-            if position >= count or not lines[position].strip():
+            if position >= count or not lines[position]:
                 raise BodyError(f"action line {position} ({op}) is not followed by a document line; "
                                 "the bulk request must be terminated by a newline")
             source = lines[position]
@@ -208,32 +237,34 @@ class ElasticsearchBulk(HttpProtocol):
                 items.append(BulkItem(number, line + b"\n" + source, op=op, es_index=es_index, es_id=es_id,
                                       error="action update is not supported: logwarden keeps logs as sent"))
                 continue
-            if es_id is None:
-                es_id = f"{id_prefix}{number:x}"
-            problem = None
-            record = None
             if not es_index:
-                problem = "index is missing"
-            else:
-                try:
-                    doc = orjson.loads(source)
-                except orjson.JSONDecodeError as exc:
-                    problem = f"document is not JSON: {exc}"
-                else:
-                    if doc.__class__ is dict:
-                        record = ecs_record(doc, es_index, received)
-                    else:
-                        problem = f"a document must be a JSON object, not {type(doc).__name__}"
-            if problem is not None:
-                items.append(BulkItem(number, source, op=op, es_index=es_index, es_id=es_id, error=problem))
+                items.append(BulkItem(number, source, op=op, es_index=es_index, es_id=es_id,
+                                      error="index is missing"))
                 continue
             try:
-                text = orjson.dumps(record)
+                doc = orjson.loads(source)
+            except orjson.JSONDecodeError as exc:
+                items.append(BulkItem(number, source, op=op, es_index=es_index, es_id=es_id,
+                                      error=f"document is not JSON: {exc}"))
+                continue
+            if doc.__class__ is not dict:
+                items.append(BulkItem(number, source, op=op, es_index=es_index, es_id=es_id,
+                                      error=f"a document must be a JSON object, not {type(doc).__name__}"))
+                continue
+            record, extras = ecs_record(doc, es_index, received)
+            try:
+                head = orjson.dumps(record)
+                attributes = orjson.dumps(extras) if extras else None
             except TypeError as exc:  # e.g. nesting deeper than JSON writers go
                 items.append(BulkItem(number, source, op=op, es_index=es_index, es_id=es_id,
                                       error=f"document cannot be kept: {exc}"))
                 continue
-            items.append(BulkItem(number, source, record, line=text, op=op, es_index=es_index, es_id=es_id))
+            if attributes is None:
+                items.append(BulkItem(number, source, record, line=head, op=op, es_index=es_index, es_id=es_id))
+                continue
+            record.update(extras)
+            items.append(BulkItem(number, source, record, line=head[:-1] + b"," + attributes[1:], op=op,
+                                  es_index=es_index, es_id=es_id, attributes_text=attributes.decode()))
         if not items:
             raise BodyError("request body is required: no bulk items")
         items[0].started = started

@@ -3,8 +3,9 @@
 JSON: ``{"streams": [{"stream": {labels}, "values": [["<unix ns>", "line"(, {structured metadata})]]}]}``,
 optionally gzip'ed (``Content-Encoding``). Protobuf (``Content-Type: application/x-protobuf``): a
 ``logproto.PushRequest`` in the snappy block format, as Promtail, Grafana Alloy and the Loki clients
-send it; it is read by a small reader of the protobuf wire format (no generated code), which keeps
-each entry's original bytes for the dead-letter store.
+send it; it is read by a small reader of the protobuf wire format (``wire.py``, no generated code),
+which keeps each entry's original bytes for the dead-letter store and reads a line that is not UTF-8
+(which Go's Loki takes) with replacement characters instead of refusing the whole body.
 
 Each entry becomes one record:
 
@@ -47,6 +48,7 @@ from logwarden.collector.protocols.records import (
     rfc3339_of_us,
 )
 from logwarden.collector.protocols.snappy import decompress_snappy
+from logwarden.collector.protocols.wire import fields, signed64
 from logwarden.formats.levels import LEVEL_ORIGINAL, normalize
 
 PROTOBUF = "application/x-protobuf"
@@ -80,53 +82,8 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
-# the protobuf wire format ------------------------------------------------------------------------
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise BodyError("truncated protobuf body (inside a varint)")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise BodyError("malformed protobuf body (varint longer than 10 bytes)")
-
-
-def _fields(buf: bytes, pos: int, end: int) -> Iterable[tuple[int, int, int, int]]:
-    """(field number, wire type, value or start, end) of each field in ``buf[pos:end]``; LEN fields give
-    their start and end, varints their value (end = -1), fixed-size fields are skipped."""
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-            yield number, 0, value, -1
-        elif wire == 2:
-            length, pos = _varint(buf, pos, end)
-            if pos + length > end:
-                raise BodyError("truncated protobuf body (a field runs past its message)")
-            yield number, 2, pos, pos + length
-            pos += length
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise BodyError(f"malformed protobuf body (wire type {wire})")
-        if pos > end:
-            raise BodyError("truncated protobuf body")
-
-
 def _text(buf: bytes, start: int, end: int) -> str:
     return buf[start:end].decode("utf-8", "replace")
-
-
-def _signed(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 # the protocol ------------------------------------------------------------------------------------
@@ -276,12 +233,12 @@ class LokiPush(HttpProtocol):
     def _read_protobuf(self, records: NativeRecords, buf: bytes) -> None:
         end = len(buf)
         streams: dict[str, Any] = {}
-        for number, wire, start, stop in _fields(buf, 0, end):
+        for number, wire, start, stop in fields(buf, 0, end):
             if number != 1 or wire != 2:
                 continue  # format (2) and anything unknown
             labels_text = ""
             entries: list[tuple[int, int]] = []
-            for field, field_wire, field_start, field_stop in _fields(buf, start, stop):
+            for field, field_wire, field_start, field_stop in fields(buf, start, stop):
                 if field == 1 and field_wire == 2:
                     labels_text = _text(buf, field_start, field_stop)
                 elif field == 2 and field_wire == 2:
@@ -304,20 +261,20 @@ class LokiPush(HttpProtocol):
         seconds = nanos = 0
         line = b""
         metadata: dict[str, str] | None = None
-        for number, wire, field_start, field_stop in _fields(buf, start, stop):
+        for number, wire, field_start, field_stop in fields(buf, start, stop):
             if wire != 2:
                 continue
             if number == 1:
-                for part, part_wire, value, _ in _fields(buf, field_start, field_stop):
+                for part, part_wire, value, _ in fields(buf, field_start, field_stop):
                     if part_wire == 0 and part == 1:
-                        seconds = _signed(value)
+                        seconds = signed64(value)
                     elif part_wire == 0 and part == 2:
-                        nanos = _signed(value)
+                        nanos = signed64(value)
             elif number == 2:
                 line = buf[field_start:field_stop]
             elif number == 3:
                 name = value = ""
-                for part, part_wire, part_start, part_stop in _fields(buf, field_start, field_stop):
+                for part, part_wire, part_start, part_stop in fields(buf, field_start, field_stop):
                     if part_wire == 2 and part == 1:
                         name = _text(buf, part_start, part_stop)
                     elif part_wire == 2 and part == 2:

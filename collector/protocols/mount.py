@@ -115,11 +115,21 @@ def mount_protocols(
         endpoint = _Endpoint(
             ingestor, authenticate, executor, candidates, fallbacks.get((method, path)), body_timeout, path
         )
-        handler: Handler = endpoint.handle
+        handler = _handler_of(endpoint)
         if declare is not None:
             handler = declare(handler)
         app.router.add_route(method, path, handler)
     return instances
+
+
+def _handler_of(endpoint: "_Endpoint") -> Handler:
+    """A plain function (``declare`` decorators set attributes on it, which a bound method refuses)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await endpoint.handle(request)
+
+    handle.__name__ = handle.__qualname__ = f"ingest_{endpoint.route.strip('/').replace('/', '_')}"
+    return handle
 
 
 def _head(request: web.Request) -> ProtocolRequest:

@@ -20,6 +20,11 @@ OTLP JSON follows the OTLP specification: lowerCamelCase keys (snake_case accept
 in hex (base64, as ``MessageToJson`` writes them, accepted by their length), 64-bit integers as
 strings or numbers, enums as integers or names.
 
+Hostile input: values nesting past the collector's ``max_depth`` reject their record (a resource or
+scope attribute nesting too deep is replaced, its records kept); a body nesting past the protobuf
+runtime's or orjson's own limit, a truncated protobuf, or a string that is not UTF-8 (proto3 strings
+must be; the OpenTelemetry Collector refuses them too) is a 400.
+
 Answers follow the OTLP/HTTP specification: 200 with an ``ExportLogsServiceResponse`` in the request's
 encoding, with ``partial_success`` (``rejected_log_records``, ``error_message``) when records were
 rejected, even all of them (they are in the dead-letter store: retrying would not help); 400 with a
@@ -292,6 +297,7 @@ class OtlpLogs(HttpProtocol):
     def __init__(self, schema: Schema | None = None, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.schema = schema or Schema(reserved=RESERVED)
         self.max_depth = max_depth
+        self._plain_keys: set[str] = set()  # attribute names seen that clash with nothing
 
     def accepts(self, request: ProtocolRequest) -> bool:
         if request.content_type == PROTOBUF:
@@ -396,11 +402,15 @@ class OtlpLogs(HttpProtocol):
         records.add(declared, extras, shared, log_record, nested)
 
     def _place(self, attributes: dict[str, Any], declared: dict[str, Any], extras: dict[str, Any]) -> None:
-        reserved = self.schema.reserved
+        plain = self._plain_keys
         for key, value in attributes.items():
-            if key in reserved or key.startswith(_RESERVED_PREFIXES):
+            if key in plain:
+                extras[key] = value
+            elif key in self.schema.reserved or key.startswith(_RESERVED_PREFIXES):
                 self.schema.place(key, value, declared, extras, frozenset((key,)))
             else:
+                if len(plain) < 10_000:
+                    plain.add(key)
                 extras[key] = value
 
     def _read_json(self, body: bytes, limit: int) -> NativeRecords:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
@@ -44,6 +45,8 @@ UNKNOWN_SERVICE = "unknown_service"
 CLASH_PREFIX = "attributes."
 _ARROW_TYPES = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
 _EMPTY = b"{}"
+#: The fields every record of a protocol decoder has.
+_USUAL = frozenset(("timestamp", "level", "service", "message"))
 
 
 def join_objects(first: bytes, second: bytes) -> bytes:
@@ -141,6 +144,8 @@ class NativeRecords:
     errors: list[str | None] = field(default_factory=list)
     nested: list[bool] = field(default_factory=list)
     clean: bool = True
+    #: the declared fields some record has beyond the usual four (their columns are not all null)
+    optional: set[str] = field(default_factory=set)
 
     def add(
         self,
@@ -157,6 +162,8 @@ class NativeRecords:
         self.sources.append(source)
         self.errors.append(None)
         self.nested.append(nested or shared.nested)
+        if len(declared) > 4:
+            self.optional.update(declared)
 
     def add_error(self, error: str, source: Any) -> None:
         """A record that could not be decoded: it will be rejected, the others kept."""
@@ -221,9 +228,15 @@ class NativeRecords:
                 attributes.append(None if extra_text == _EMPTY else extra_text.decode())
             arrays = []
             names = []
+            count = len(self.declared)
             for rule in columnar.rules:
-                values = [declared.get(rule.name) for declared in self.declared]
-                arrays.append(pa.array(values, _ARROW_TYPES[rule.kind]))
+                kind = _ARROW_TYPES[rule.kind]
+                if rule.name in _USUAL and rule.name not in self.optional:
+                    arrays.append(pa.array(list(map(itemgetter(rule.name), self.declared)), kind))
+                elif rule.name in self.optional or rule.name in _USUAL:
+                    arrays.append(pa.array([declared.get(rule.name) for declared in self.declared], kind))
+                else:
+                    arrays.append(pa.nulls(count, kind))
                 names.append(rule.name)
         except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError, pa.ArrowException):
             return None

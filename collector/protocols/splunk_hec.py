@@ -35,6 +35,7 @@ durable.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -112,12 +113,48 @@ def _scan_text(text: str, body: bytes) -> list[tuple[bytes, Any, str | None]]:
             return events
         try:
             value, stop = _DECODER.raw_decode(text, position)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            message = exc.msg if isinstance(exc, json.JSONDecodeError) else "nesting too deep"
-            events.append((text[position:].encode(), None, f"{INVALID}: {message}"))
+        except json.JSONDecodeError as exc:
+            events.append((text[position:].encode(), None, f"{INVALID}: {exc.msg}"))
             return events
+        except RecursionError:  # readable, but nested deeper than the parser goes: skip this one event
+            stop = _value_end(text, position)
+            if stop is None:
+                events.append((text[position:].encode(), None, f"{INVALID}: nesting too deep"))
+                return events
+            events.append((text[position:stop].encode(), None, f"{INVALID}: nesting too deep"))
+            position = stop
+            continue
         events.append((text[position:stop].encode(), value, None))
         position = stop
+
+
+_SPECIAL = re.compile(r'["\\\[\]{}]')
+
+
+def _value_end(text: str, position: int) -> int | None:
+    """Where the JSON value starting at ``position`` ends (brackets counted outside strings), or None."""
+    depth = 0
+    in_string = False
+    escaped_until = -1
+    for match in _SPECIAL.finditer(text, position):
+        at = match.start()
+        if at < escaped_until:
+            continue
+        char = match.group()
+        if in_string:
+            if char == "\\":
+                escaped_until = at + 2
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return at + 1
+    return None
 
 
 def _meta(source: dict[str, Any], defaults: dict[str, str]) -> dict[str, str]:

@@ -11,13 +11,14 @@ _PORT_OPTIONS = (  # each overrides its collector.* setting (0 picks a free port
     ("http_port", "HTTP port (default: collector.http_port of --config)"),
     ("tcp_port", "TCP newline-delimited JSON port (default: collector.tcp_port of --config)"),
     ("syslog_port", "syslog port, TCP (RFC 6587) and UDP (default: collector.syslog_port of --config)"),
+    ("forward_port", "Fluent forward port (default: collector.forward_port of --config)"),
 )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``collector`` subcommand."""
     parser = subparsers.add_parser(
-        "collector", help="run the collector (HTTP, TCP and syslog ingestion) alone"
+        "collector", help="run the collector (HTTP protocols, TCP, syslog and Fluent forward ingestion) alone"
     )
     add_data_dir(parser)
     add_config(parser)
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None, help=text)
     parser.add_argument("--no-tcp", action="store_true", help="do not listen for TCP NDJSON")
     parser.add_argument("--no-syslog", action="store_true", help="do not listen for syslog (TCP and UDP)")
+    parser.add_argument("--no-forward", action="store_true", help="do not listen for Fluent forward")
     parser.set_defaults(func=run)
 
 
@@ -39,17 +41,21 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     config = settings.collector
     config.tls = stack_tls(settings)  # the one certificate of every listener
-    for name in ("host", "http_port", "tcp_port", "syslog_port"):
+    for name in ("host", "http_port", "tcp_port", "syslog_port", "forward_port"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.syslog_port is not None:
         config.syslog_port_required = True
+    if args.forward_port is not None:
+        config.forward_port_required = True
     if args.no_tcp:
         config.tcp_port = None
     if args.no_syslog:
         config.syslog_port = None
+    if args.no_forward:
+        config.forward_port = None
     try:
-        run_collector(DataDir.at(args.data_dir), config, stack_auth(settings))
+        run_collector(DataDir.at(args.data_dir), config, stack_auth(settings), settings.sources)
     except ValueError as exc:  # e.g. a TLS certificate that cannot be loaded
         print(f"logwarden: {exc}", file=sys.stderr)
         return 2

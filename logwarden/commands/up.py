@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="collector TCP NDJSON port (default: collector.tcp_port of --config)")
     parser.add_argument("--syslog-port", type=int, default=None,
                         help="collector syslog port, TCP (RFC 6587) and UDP (default: collector.syslog_port of --config)")
+    parser.add_argument("--forward-port", type=int, default=None,
+                        help="collector Fluent forward port (default: collector.forward_port of --config)")
     parser.add_argument("--api-port", type=int, default=8081,
                         help="API port: alerts, acknowledgement, search (default 8081)")
     parser.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
@@ -58,7 +60,7 @@ def _options(args: argparse.Namespace):
         data_dir=Path(args.data_dir), settings=load_settings(args.config), config_path=args.config,
         rules_path=Path(args.rules) if args.rules else None, host=args.host, http_port=args.http_port,
         tcp_port=args.tcp_port,
-        api_port=args.api_port, syslog_port=args.syslog_port,
+        api_port=args.api_port, syslog_port=args.syslog_port, forward_port=args.forward_port,
         dask_scheduler=args.dask_scheduler, dask_workers=args.dask_workers, adaptive_max=args.adaptive,
         dask_dashboard_port=None if args.no_dashboards else args.dask_dashboard_port,
         ray_address=args.ray_address, ray_dashboard_port=None if args.no_dashboards else args.ray_dashboard_port,

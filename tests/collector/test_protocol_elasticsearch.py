@@ -185,3 +185,59 @@ def test_a_truncated_gzip_body_is_refused_and_nothing_is_accepted(server):
     assert answer.status_code == 400 and answer.headers["X-Elastic-Product"] == "Elasticsearch"
     stop(server)
     assert server.rows() == []
+
+
+# --- the per-item fast path (BatchDecoder.mapped with the attributes the decoder serialized) agrees with
+# --- validation record by record, on generated ECS documents ------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from logwarden.collector.batch import BatchDecoder  # noqa: E402
+from logwarden.collector.protocols.elasticsearch import ElasticsearchBulk  # noqa: E402
+from logwarden.collector.validation import RecordLimits, RecordValidator, SkewLimits  # noqa: E402
+from tests.collector.strategies import JSON_VALUES  # noqa: E402
+from tests.collector.test_mapped_batch import outcome  # noqa: E402
+
+ANY_TIME = BatchDecoder(RecordValidator(skew=SkewLimits.unlimited(), limits=RecordLimits(max_fields=20, max_depth=5)),
+                        1 << 20, 1 << 26)
+
+
+@st.composite
+def ecs_documents(draw) -> dict:
+    doc: dict = {}
+    nested = draw(st.booleans())
+
+    def put(parent: str, child: str, value) -> None:
+        if nested:
+            doc.setdefault(parent, {})[child] = value
+        else:
+            doc[f"{parent}.{child}"] = value
+
+    if draw(st.booleans()):
+        doc["@timestamp"] = draw(st.sampled_from(["2026-11-22T10:00:00Z", "2026-11-22T10:00:00.123456789Z",
+                                                  "2026-11-22 10:00:00", "2026-11-22", "yesterday", ""])
+                                 | st.integers(-5, 2**45) | st.floats(allow_nan=True) | st.none())
+    if draw(st.booleans()):
+        put("log", "level", draw(st.sampled_from(["info", "WARN", "Error", "notice", "LOUD", "3"]) | st.integers(0, 70)
+                                 | JSON_VALUES))
+    for parent, child in (("service", "name"), ("user", "id"), ("user", "name"), ("trace", "id"),
+                          ("error", "code"), ("event", "duration"), ("event", "original"), ("service", "version")):
+        if draw(st.integers(0, 2)) == 0:
+            put(parent, child, draw(JSON_VALUES | st.integers(0, 10**12)))
+    if draw(st.booleans()):
+        doc["message"] = draw(st.text(max_size=20) | JSON_VALUES)
+    for name in ("timestamp", "level", "service", "user_id", "duration_ms", "message_truncated_from"):
+        if draw(st.integers(0, 5)) == 0:
+            doc[name] = draw(JSON_VALUES)
+    doc.update(draw(st.dictionaries(st.text(max_size=5), JSON_VALUES, max_size=4)))
+    return doc
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ecs_documents(), min_size=1, max_size=8))
+def test_bulk_fast_path_equals_validation_record_by_record(docs):
+    body = b"".join(b'{"index":{"_index":"idx"}}\n' + orjson.dumps(doc) + b"\n" for doc in docs)
+    items = ElasticsearchBulk().items(body, None)  # the same items: a document without time gets "now"
+    fast = ANY_TIME.mapped(items)
+    slow = ANY_TIME.records(items)
+    assert outcome(fast) == outcome(slow)

@@ -503,7 +503,57 @@ def test_the_fast_path_is_taken_for_clean_bodies():
     protocol = registered_protocols()["otlp"]()
     body = otlp_request([({"service.name": "a"}, [log_record(i, attributes={"k": i}) for i in range(50)])])
     request = ProtocolRequest("POST", "/v1/logs", {}, {}, {}, body.SerializeToString(), "application/x-protobuf")
-    assert protocol.decode_batch(request, DECODER).fast
-    started = time.perf_counter()
-    assert protocol.decode_batch(request, DECODER).accepted == 50
-    assert time.perf_counter() - started < 5
+    batch = protocol.decode_batch(request, DECODER)
+    assert batch.fast and batch.accepted == 50
+
+
+LINES = st.sampled_from(LOKI_LINES + ['{"message": "m", "user_id": 5, "level": "LOUD"}', "user_id=u msg=x env=clash",
+                                      '{"msg": "deep", "x": [[[[[[[[1]]]]]]]]}']) | st.text(max_size=40)
+LABELS = st.dictionaries(st.sampled_from(["service_name", "app", "level", "env", "user_id", "message", "logger"]),
+                         st.text(min_size=1, max_size=8), max_size=4)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(LINES, min_size=1, max_size=8), LABELS, st.none() | st.dictionaries(
+    st.sampled_from(["env", "trace", "message"]), st.text(max_size=5), max_size=2))
+def test_loki_and_text_fast_path_rows_equal_the_per_record_path_and_the_recovered_ones(lines, labels, metadata):
+    document = loki_json(lines, labels=labels, metadata=metadata)
+    cases = [
+        ("loki", orjson.dumps(document), "application/json"),
+        ("loki", loki_protobuf(document), "application/x-protobuf"),
+        ("text", "\n".join(lines).encode(), "text/plain"),
+    ]
+    for name, payload, content_type in cases:
+        if name == "loki" and content_type == "application/x-protobuf" and any('"' in v or "\\" in v for v in labels.values()):
+            continue  # the test's label-string writer does not escape
+        protocol = registered_protocols()[name]()
+        request = ProtocolRequest("POST", "/", {}, {}, {}, payload, content_type)
+        batch = protocol.decode_batch(request, DECODER)
+        slow = DECODER.records(protocol.decode(request))
+        assert batch.table.select(["level", "service", "message", "user_id", "attributes"]).equals(
+            slow.table.select(["level", "service", "message", "user_id", "attributes"]))
+        if name == "loki":  # (text lines without a time take the time of receipt, which differs between runs)
+            assert batch.table.equals(slow.table) and batch.payload == slow.payload
+        if batch.payload:
+            assert DECODER.ndjson(batch.payload, skew=False).table.equals(batch.table)
+
+
+def test_mount_declares_every_route_and_refuses_unknown_protocols(tmp_path):
+    from aiohttp import web
+
+    from logwarden.collector.protocols.mount import mount_protocols
+
+    def declare(handler):
+        handler.role = "ingest"  # as the authentication middleware's @requires(INGEST) marks a handler
+        return handler
+
+    with ProtocolServer(tmp_path) as server:
+        app = web.Application()
+        mounted = mount_protocols(app, server.ingestor, lambda request: "t", None, declare=declare,
+                                  protocols=["otlp", "loki", "text"])
+        assert set(mounted) == {"otlp", "loki", "text"}
+        routes = {(route.method, route.resource.canonical): route.handler for route in app.router.routes()}
+        assert set(routes) == {("POST", "/v1/logs"), ("POST", "/loki/api/v1/push")}
+        assert all(handler.role == "ingest" for handler in routes.values())
+        with pytest.raises(ValueError, match="unknown protocols"):
+            mount_protocols(web.Application(), server.ingestor, lambda request: "t", None, protocols=["nope"])

@@ -24,6 +24,7 @@ from logwarden.collector.protocols import ProtocolRequest, registered_protocols
 from logwarden.collector.protocols.snappy import decompress_snappy
 from logwarden.collector.validation import RecordLimits, RecordValidator, SkewLimits
 from tests.collector.protocol_server import ProtocolServer
+from tests.collector.test_hostile_input import HOSTILE_LINES, VALID
 from tests.collector.test_protocols import LOKI_LINES, PROTOBUF, loki_json, loki_protobuf, log_record, otlp_request
 
 DECODER = BatchDecoder(
@@ -120,12 +121,18 @@ def test_json_decoders_survive_any_json_shape(document):
 
 
 @FUZZ
-@given(st.lists(st.binary(max_size=120) | st.sampled_from([line.encode() for line in LOKI_LINES]), max_size=12))
+@given(st.lists(
+    st.binary(max_size=120) | st.sampled_from([line.encode() for line in LOKI_LINES]) | HOSTILE_LINES | VALID,
+    max_size=12,
+))
 def test_text_keeps_one_record_per_non_blank_line(lines):
     body = b"\n".join(lines)
     batch = decode("text", "text/plain", body)
     expected = sum(1 for line in body.split(b"\n") if line.rstrip(b"\r").strip())
     assert batch.accepted + len(batch.rejected) == expected
+    valid = [line for line in lines if line.startswith(b'{"timestamp":"2026-11-22T08') and b'"service":"ok"' in line]
+    messages = set(batch.table.column("message").to_pylist())
+    assert {orjson.loads(line)["message"] for line in valid} <= messages  # native records keep their fields
 
 
 # compression -----------------------------------------------------------------------------------------

@@ -16,6 +16,11 @@ ALLOWED = [
     "regexp_matches(message, 'user [0-9]+') AND lower(user_id) <> 'bot'",
     "timestamp > now() - INTERVAL 1 HOUR",
     "CAST(duration_ms AS INTEGER) % 2 = 0",
+    "duration_ms > 5000 AND level = 'ERROR'",
+    "message LIKE '%(x)%'",
+    "message LIKE '%)%' OR message LIKE '(%'",
+    "((level = 'ERROR') AND (duration_ms > 1))",
+    "service = '日本語(' AND message = $$)$$",
 ]
 REFUSED = [
     "level = 'ERROR'; DROP TABLE src",
@@ -32,6 +37,12 @@ REFUSED = [
     "",
     "level = ?",
     "count(*) > 1 FILTER (WHERE true)",
+    "1=1) OR (1=1",
+    "level = 'ERROR') OR (true",
+    "1=1) AND (1=1",
+    "(level = 'ERROR'",
+    "level = 'ERROR')",
+    "service = '日本語' ) OR ( 1=1",
 ]
 
 
@@ -44,3 +55,29 @@ def test_plain_conditions_pass(condition):
 def test_anything_else_is_refused(condition):
     with pytest.raises(UnsafeCondition):
         validate_condition(condition, column_names())
+
+
+def test_the_parser_check_alone_refuses_a_condition_that_closes_its_parenthesis(monkeypatch):
+    """Defence in depth: without the tokenizer's parenthesis check, the parse of
+    ``first AND (condition) AND last`` still refuses ``1=1) OR (1=1``."""
+    from logwarden.storage import sqlguard
+
+    monkeypatch.setattr(sqlguard, "_check_parentheses", lambda condition: None)
+    with pytest.raises(UnsafeCondition):
+        validate_condition("1=1) OR (1=1", column_names())
+    assert validate_condition("level = 'ERROR' AND (duration_ms > 1 OR user_id IS NULL)", column_names())
+
+
+def test_a_where_that_closes_its_parenthesis_cannot_override_the_other_filters(tmp_path):
+    from logwarden.storage import Lake
+    from logwarden.storage.search import SearchError, SearchRequest, count
+
+    from tests.storage.sample import rows, table
+
+    lake = Lake(tmp_path)
+    lake.commit_batch("b1", table(rows(40)))
+    confined = SearchRequest(tenant="acme", levels=("ERROR",))
+    assert count(lake, confined) == 4
+    with pytest.raises(SearchError, match="one expression"):
+        count(lake, SearchRequest(tenant="acme", levels=("ERROR",), where="1=1) OR (1=1"))
+    assert count(lake, SearchRequest(tenant="acme", levels=("ERROR",), where="duration_ms >= 0")) == 4
