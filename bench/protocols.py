@@ -19,11 +19,20 @@ Two modes (both print one JSON document):
   keep-alive clients post pre-built bodies of ``--batch`` records for ``--seconds``; a record counts
   once its answer says it was accepted (which the collector gives only after the fsync): the OTLP
   answer's ``rejected_log_records`` is subtracted, Loki's 204 means all, the native answer says
-  ``accepted``. Reports records/s, p50/p99 latency, the statuses seen, and the collector's peak RSS.
-  A protocol whose route is not served answers 404/415: its ``statuses`` say so.
+  ``accepted``, Elasticsearch's items without an error, HEC's ``{"code": 0}``. Fluent ``forward``:
+  ``--clients`` TCP connections each send PackedForward messages of ``--batch`` records with the
+  ``chunk`` option and wait for the ``ack`` (sent after the fsync) before the next: records counted on
+  their ack. ``syslog``: ``--clients`` TCP connections stream octet-counted RFC 5424 messages for
+  ``--seconds`` (syslog has no acknowledgement), then half-close; the collector closes each once what it
+  read is durable, and the rate is what its ``/metrics`` counts as accepted over the whole time (sending
+  and draining). Reports records/s, p50/p99 latency, the statuses seen, and the collector's peak RSS.
+  A protocol whose route is not served answers 404/415: its ``statuses`` say so. The collector's CPU
+  time per record accepted (all its threads) is given too: on a shared machine it moves less than the rate.
 
 Protocols: ``native-ndjson`` (the reference), ``otlp-protobuf``, ``otlp-json``, ``loki-protobuf``,
-``loki-json``, ``text``.
+``loki-json``, ``elasticsearch`` (Filebeat-like ECS documents in ``create`` pairs), ``splunk`` (HEC,
+concatenated text events), ``text``, ``forward`` and ``syslog`` (``--mode collector`` only; their decoders
+alone: ``bench/protocols_decode.py``).
 
 Usage::
 
@@ -31,6 +40,7 @@ Usage::
     python bench/protocols.py --mode mounted [--seconds 15] [--clients 4] [--batch 1000]
     python bench/protocols.py --mode collector --protocols native-ndjson,otlp-protobuf,loki-protobuf \\
         [--seconds 15] [--clients 4] [--batch 1000]
+    python bench/protocols.py --mode collector [--runs 3]   # every protocol, three runs, one collector each
 """
 
 from __future__ import annotations
@@ -41,7 +51,10 @@ import gc
 import json
 import os
 import random
+import re
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +63,7 @@ from typing import Callable
 
 import aiohttp
 import cramjam
+import msgpack
 import orjson
 from google.protobuf.json_format import MessageToJson
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -63,12 +77,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.collector import Collector, free_port, make_bodies  # noqa: E402
+from bench.protocols_decode import bulk_body, ecs_docs, fluent_records, hec_body, syslog_messages  # noqa: E402
 from logwarden.collector.batch import BatchDecoder  # noqa: E402
 from logwarden.collector.protocols import ProtocolRequest, registered_protocols  # noqa: E402
 from logwarden.collector.validation import RecordValidator  # noqa: E402
 from tests.collector.loki_push_pb2 import EntryAdapter, PushRequest, StreamAdapter  # noqa: E402
 
-PROTOCOLS = ("native-ndjson", "otlp-protobuf", "otlp-json", "loki-protobuf", "loki-json", "text")
+PROTOCOLS = ("native-ndjson", "otlp-protobuf", "otlp-json", "loki-protobuf", "loki-json", "elasticsearch", "splunk",
+             "text", "forward", "syslog")
+STREAMS = ("forward", "syslog")  # TCP protocols: --mode collector only
+GOALS = {"otlp-protobuf": 150_000, "elasticsearch": 150_000, "loki-protobuf": 150_000, "forward": 150_000,
+         "syslog": 100_000}
 SERVICES = ["payment-service", "auth-service", "checkout", "inventory", "search-api"]
 LEVELS = [(9, "INFO")] * 8 + [(13, "WARN"), (17, "ERROR"), (5, "DEBUG")]
 
@@ -177,6 +196,24 @@ def bodies(protocol: str, size: int, count: int) -> tuple[list[bytes], dict[str,
         return made, {"Content-Type": "application/json"}, "/loki/api/v1/push"
     if protocol == "text":
         return [text_body(size, seed) for seed in range(count)], {"Content-Type": "text/plain"}, "/v1/logs"
+    if protocol == "elasticsearch":
+        made = [bulk_body(ecs_docs(size, random.Random(seed))) for seed in range(count)]
+        return made, {"Content-Type": "application/x-ndjson"}, "/_bulk"
+    if protocol == "splunk":
+        made = [hec_body(size, random.Random(seed)) for seed in range(count)]
+        return made, {"Content-Type": "application/json"}, "/services/collector/event"
+    if protocol == "forward":
+        made = []
+        for seed in range(count):  # PackedForward as Fluent Bit sends it, with the chunk option
+            payload = b"".join(msgpack.packb(entry) for entry in fluent_records(size, random.Random(seed)))
+            made.append(msgpack.packb(["app.web", payload, {"size": size, "chunk": f"bench-{seed}"}]))
+        return made, {}, ""
+    if protocol == "syslog":
+        made = []
+        for seed in range(count):  # RFC 5424 with octet counting, as rsyslog's omfwd sends it
+            messages = syslog_messages(size, random.Random(seed), "rfc5424")
+            made.append(b"".join(b"%d %s" % (len(message), message) for message in messages))
+        return made, {}, ""
     raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
 
 
@@ -199,6 +236,9 @@ def decoders(names: list[str], size: int, repeat: int) -> dict:
     classes = registered_protocols()
     results = {}
     for name in names:
+        if name in STREAMS:
+            results[name] = {"skipped": "a TCP protocol: bench/protocols_decode.py measures its decoder"}
+            continue
         made, headers, path = bodies(name, size, 4)
         content_type = headers["Content-Type"]
         if name == "native-ndjson":
@@ -233,9 +273,109 @@ def accepted_of(protocol: str, status: int, answer: bytes, size: int) -> int:
         return size - rejected
     if protocol.startswith("loki"):
         return size if status == 204 else 0
+    if protocol == "elasticsearch":
+        if status != 200:
+            return 0
+        items = orjson.loads(answer)["items"]
+        return sum(1 for item in items if "error" not in next(iter(item.values())))
+    if protocol == "splunk":
+        return size if status == 200 and orjson.loads(answer).get("code") == 0 else 0
     if status == 200:
         return orjson.loads(answer)["accepted"]
     return 0
+
+
+def _summary(accepted: int, elapsed: float, latencies: list[float], extra: dict) -> dict:
+    latencies.sort()
+    return {
+        "records_per_s": round(accepted / elapsed),
+        "accepted": accepted,
+        "requests": len(latencies),
+        "seconds": round(elapsed, 2),
+        **extra,
+        "latency_ms": {
+            "p50": round(latencies[len(latencies) // 2] * 1000, 2) if latencies else None,
+            "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 2) if latencies else None,
+        },
+    }
+
+
+async def forward_load(port: int, size: int, clients: int, seconds: float) -> dict:
+    """PackedForward messages with ``chunk`` from ``clients`` connections, one awaiting its ack at a time."""
+    made, _, _ = bodies("forward", size, 16)
+    chunks = [msgpack.unpackb(body, raw=False)[2]["chunk"] for body in made]
+    latencies: list[float] = []
+    accepted = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(number: int) -> None:
+        nonlocal accepted
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        unpacker = msgpack.Unpacker(raw=False)
+        n = number
+        try:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                writer.write(made[n % len(made)])
+                await writer.drain()
+                answer = None
+                while answer is None:
+                    data = await reader.read(4096)
+                    if not data:
+                        return
+                    unpacker.feed(data)
+                    answer = next(unpacker, None)
+                latencies.append(time.perf_counter() - started)
+                if answer != {"ack": chunks[n % len(made)]}:
+                    raise RuntimeError(f"unexpected forward answer {answer!r}")
+                accepted += size
+                n += clients
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return _summary(accepted, time.perf_counter() - started, latencies, {})
+
+
+def accepted_metric(http_port: int, protocol: str) -> float:
+    import requests
+
+    text = requests.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text
+    pattern = rf'^logwarden_collector_records_accepted_total\{{protocol="{re.escape(protocol)}"\}} (\S+)$'
+    return sum(float(value) for value in re.findall(pattern, text, re.M))
+
+
+def syslog_load(http_port: int, port: int, size: int, clients: int, seconds: float) -> dict:
+    """Octet-counted RFC 5424 streamed from ``clients`` connections for ``seconds``; what became durable."""
+    import threading
+
+    made, _, _ = bodies("syslog", size, 16)
+    before = accepted_metric(http_port, "syslog-tcp")
+    sent = [0] * clients
+    deadline = time.perf_counter() + seconds
+
+    def sender(number: int) -> None:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            n = number
+            while time.perf_counter() < deadline:
+                sock.sendall(made[n % len(made)])
+                sent[number] += size
+                n += clients
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(120)
+            sock.recv(1)  # the collector closes once everything it read is durable
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    durable = int(accepted_metric(http_port, "syslog-tcp") - before)
+    return {"records_per_s": round(durable / elapsed), "accepted": durable, "sent": sum(sent),
+            "seconds": round(elapsed, 2), "acknowledged": False}
 
 
 async def load(port: int, protocol: str, size: int, clients: int, seconds: float) -> dict:
@@ -266,19 +406,7 @@ async def load(port: int, protocol: str, size: int, clients: int, seconds: float
 
     started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "records_per_s": round(accepted / elapsed),
-        "accepted": accepted,
-        "requests": len(latencies),
-        "seconds": round(elapsed, 2),
-        "statuses": statuses,
-        "latency_ms": {
-            "p50": round(latencies[len(latencies) // 2] * 1000, 2) if latencies else None,
-            "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 2) if latencies else None,
-        },
-    }
+    return _summary(accepted, time.perf_counter() - started, latencies, {"statuses": statuses})
 
 
 def against_collector(names: list[str], size: int, clients: int, seconds: float, kind: type = Collector) -> dict:
@@ -289,19 +417,63 @@ def against_collector(names: list[str], size: int, clients: int, seconds: float,
         collector.wait_ready()
         for name in names:
             collector.peak_rss = 0
-            results[name] = asyncio.run(load(collector.http_port, name, size, clients, seconds))
+            cpu_before = collector.cpu_seconds()
+            if name in STREAMS and not hasattr(collector, "forward_port"):
+                results[name] = {"skipped": "a TCP protocol: --mode collector only"}
+                continue
+            if name == "forward":
+                results[name] = asyncio.run(forward_load(collector.forward_port, size, clients, seconds))
+            elif name == "syslog":
+                results[name] = syslog_load(collector.http_port, collector.syslog_port, size, clients, seconds)
+            else:
+                results[name] = asyncio.run(load(collector.http_port, name, size, clients, seconds))
             results[name]["collector_peak_rss_mb"] = round(collector.peak_rss / 2**20, 1)
+            cpu = collector.cpu_seconds() - cpu_before  # the collector's own CPU: less sensitive to other load
+            results[name]["collector_cpu_cores"] = round(cpu / results[name]["seconds"], 2)
+            results[name]["collector_cpu_us_per_record"] = round(cpu / max(results[name]["accepted"], 1) * 1e6, 1)
     finally:
         collector.stop()
         shutil.rmtree(data, ignore_errors=True)
     return results
 
 
+class ProtocolsCollector(Collector):
+    """``logwarden collector`` (default configuration) with its HTTP, syslog and forward ports."""
+
+    def __init__(self, data: Path) -> None:  # noqa: D107 - replaces Collector's command
+        import threading
+
+        self.http_port, self.syslog_port, self.forward_port = free_port(), free_port(), free_port()
+        self.tcp_port = None
+        command = [sys.executable, "-m", "logwarden", "collector", "--data-dir", str(data),
+                   "--http-port", str(self.http_port), "--no-tcp", "--syslog-port", str(self.syslog_port),
+                   "--forward-port", str(self.forward_port)]
+        # its log to a file: a pipe nobody reads would stall it once full (a line per stream connection)
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    def wait_ready(self) -> None:
+        import requests
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.http_port}/health", timeout=1).ok:
+                    self._sampler.start()
+                    return
+            except requests.RequestException:
+                time.sleep(0.1)
+        self.log.seek(0)
+        raise RuntimeError(self.log.read().decode(errors="replace")[-5000:])
+
+
 class MountedCollector(Collector):
     """This script's ``--serve`` in a child process: the protocols mounted over an Ingestor."""
 
     def __init__(self, data: Path) -> None:  # noqa: D107 - replaces Collector's command
-        import subprocess
         import threading
 
         self.http_port = self.tcp_port = free_port()
@@ -375,28 +547,34 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="decoders mode: runs, the fastest counts")
     parser.add_argument("--seconds", type=float, default=15.0, help="collector mode: duration per protocol")
     parser.add_argument("--clients", type=int, default=4, help="collector mode: concurrent keep-alive clients")
+    parser.add_argument("--runs", type=int, default=1, help="collector/mounted mode: runs, a fresh collector each")
     args = parser.parse_args()
     if args.serve:
         serve(Path(args.data), args.port)
         return
     names = [name.strip() for name in args.protocols.split(",") if name.strip()]
     load_before = os.getloadavg()
-    if args.mode == "decoders":
-        results = decoders(names, args.batch, args.repeat)
-    else:
-        kind = MountedCollector if args.mode == "mounted" else Collector
-        results = against_collector(names, args.batch, args.clients, args.seconds, kind)
-    reference = results.get("native-ndjson", {}).get("records_per_s")
-    for name, result in results.items():
-        if reference and name != "native-ndjson":
-            result["ratio_to_native"] = round(result["records_per_s"] / reference, 2)
+    runs = []
+    for _ in range(1 if args.mode == "decoders" else args.runs):
+        started_load = os.getloadavg()[0]
+        if args.mode == "decoders":
+            results = decoders(names, args.batch, args.repeat)
+        else:
+            kind = MountedCollector if args.mode == "mounted" else ProtocolsCollector
+            results = against_collector(names, args.batch, args.clients, args.seconds, kind)
+        reference = results.get("native-ndjson", {}).get("records_per_s")
+        for name, result in results.items():
+            if reference and name != "native-ndjson" and "records_per_s" in result:
+                result["ratio_to_native"] = round(result["records_per_s"] / reference, 2)
+        runs.append({"loadavg_1m_before": round(started_load, 2), "results": results})
     document = {
         "mode": args.mode,
         "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
         "records_per_body": args.batch,
-        "results": results,
-        "goal_records_per_s": {"otlp-protobuf": 150_000, "loki-protobuf": 150_000},
+        "clients": args.clients,
+        "runs": runs,
+        "goal_records_per_s": GOALS,
     }
     print(json.dumps(document, indent=2))
 

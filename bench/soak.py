@@ -5,7 +5,8 @@ defaults, on a Ray head of its own, with a config file that points PagerDuty, Sl
 local receivers), drives it at R records/s (JSON app logs over HTTP, NDJSON and syslog over TCP,
 RFC 3164 text lines, hostile records mixed in) with scheduled incidents whose alerts are known in
 advance, injects faults (collector ``kill -9``, a Dask worker killed mid-batch, the Ray detector
-actors killed, channels down, a 5x burst), then prints one JSON report: the verdict of each promise
+actors killed, channels down, a 5x burst, ``kill -9`` of ``logwarden up`` itself and its restart, a
+garbage spool batch; with ``--faults all`` also a disk-full window on a tmpfs data dir), then prints one JSON report: the verdict of each promise
 with its evidence, ack-to-alert latency, sustained records/s and the peak RSS of each process.
 
 The exit status is 0 when every promise held, 1 when one broke, 2 when the soak could not run.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.soak.plan import FAULT_KINDS, SoakConfig  # noqa: E402
+from bench.soak.plan import DEFAULT_FAULTS, FAULT_KINDS, SoakConfig  # noqa: E402
 from bench.soak.runner import run_soak  # noqa: E402
 
 log = logging.getLogger("soak")
@@ -51,8 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle-seconds", type=float, default=10.0,
                         help="seconds to keep watching the channels once every expected alert arrived (default 10)")
     parser.add_argument("--dask-workers", type=int, default=2, help="workers of the local Dask cluster (default 2)")
-    parser.add_argument("--faults", default=",".join(FAULT_KINDS),
-                        help=f"comma-separated faults to inject (default all: {','.join(FAULT_KINDS)}); "
+    parser.add_argument("--faults", default=",".join(DEFAULT_FAULTS),
+                        help=f"comma-separated faults to inject, or 'all' ({','.join(FAULT_KINDS)}); default "
+                             f"{','.join(DEFAULT_FAULTS)} (disk_full, which mounts a tmpfs, only when asked); "
                              "fewer faults isolate the cause of a broken promise")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put the data (default a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (data, logs) after the run")
@@ -62,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _fault_kinds(text: str) -> tuple[str, ...]:
+    if text.strip() == "all":
+        return FAULT_KINDS
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
     if unknown:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
+import struct
 from concurrent.futures import Executor
 from datetime import datetime, timezone
 
@@ -113,7 +115,7 @@ class SyslogSession:
                     )
                 )
             self._index += 1
-        return self.decoder.records(records)
+        return self.decoder.mapped(records)
 
 
 class StreamListener:
@@ -161,6 +163,7 @@ class StreamListener:
         session = self.session()
         loop = asyncio.get_running_loop()
         budget = self.ingestor.budget
+        refused = False
         try:
             while not self._closing:
                 self._reading.add(task)
@@ -193,13 +196,19 @@ class StreamListener:
         except (ConnectionError, ssl.SSLError) as exc:
             log.info("%s connection from %s ended: %s", self.protocol, address, exc)
         except WalFailure as exc:
-            log.error("%s connection from %s closed: %s", self.protocol, address, exc)
+            # Reset, not a clean close: to a stream client, a clean close means "everything you sent is
+            # durable"; a reset tells it that (part of) what it sent was not kept.
+            log.error("%s connection from %s reset: %s", self.protocol, address, exc)
+            refused = True
         except asyncio.CancelledError:
             log.info("%s connection from %s closed: the collector is stopping", self.protocol, address)
         finally:
             self.metrics.connections.labels(self.protocol).dec()
             self._handlers.discard(task)
-            writer.close()
+            if refused:
+                _reset(writer)
+            else:
+                writer.close()
 
     async def _submit(self, batch: DecodedBatch, source: str) -> None:
         result = await self.ingestor.submit(batch, self.protocol, source, self.auth.stream_tenant)
@@ -279,3 +288,14 @@ class SyslogUdpProtocol(asyncio.DatagramProtocol):
             await self._flusher
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0), which the peer sees as an error, not as an orderly end."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    writer.transport.abort()

@@ -5,9 +5,13 @@
 #   rsyslog                    the syslog test that relays real samples through a real rsyslogd
 #                              (tests/collector/test_syslog_payload.py; it runs `rsyslogd -n -f CONF`,
 #                              unprivileged ports, no system daemon is started or configured)
+#   logrotate                  the file-source tests that rotate a followed file with the real logrotate
+#                              (tests/sources/test_logrotate.py; `logrotate -f -s STATE CONF` on files of
+#                              the test's own folder; no cron job or system configuration is touched)
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium chromium-driver)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || missing+=(logrotate)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -299,7 +299,10 @@ class Stack:
         while not stop.wait(1.0):
             if deadline is not None and time.monotonic() >= deadline:
                 return
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - one failed tick (e.g. a full disk) must not end the stack
+                log.exception("stack tick failed; the next one comes in a second")
 
     # stop ---------------------------------------------------------------------------------
     def stop(self) -> None:

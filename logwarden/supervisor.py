@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import ssl
 import subprocess
@@ -10,6 +11,11 @@ import time
 import urllib.error
 from pathlib import Path
 
+import orjson
+import psutil
+
+from logwarden.common.atomic import write_bytes_atomic
+from logwarden.common.parentdeath import parent_env
 from logwarden.common.tls import local_opener
 
 log = logging.getLogger(__name__)
@@ -17,6 +23,11 @@ log = logging.getLogger(__name__)
 
 class CollectorProcess:
     """``logwarden collector`` as a supervised child process.
+
+    The child stops by itself when its parent dies (``LOGWARDEN_PARENT_PID``,
+    ``common.parentdeath``), and its pid is kept in ``collector.pid`` next to its log: a collector
+    left over by a ``logwarden up`` that was killed (still flushing, or on a system where it did not
+    notice) is stopped before a new one starts on the same data dir and ports.
 
     The child reads the same config file, so it serves TLS when a certificate is configured; its
     health is then probed over https with ``ssl_context`` (which trusts that certificate)."""
@@ -38,15 +49,20 @@ class CollectorProcess:
         probe_host = f"[{probe_host}]" if ":" in probe_host else probe_host
         self.health_url = f"{'https' if ssl_context else 'http'}://{probe_host}:{http_port}/health"
         self.log_path = log_path
+        self.pid_path = log_path.parent / "collector.pid"
         self.process: subprocess.Popen | None = None
         self.restarts = 0
+        self.orphans_stopped = 0
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start the collector and wait until ``/health`` answers."""
+        """Stop a collector left over by a previous ``logwarden up``, start the collector and wait until
+        ``/health`` answers."""
+        self.stop_orphan()
         log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.command, stdout=log_file, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL, env={**os.environ, **parent_env()})
         log_file.close()
+        self._write_pid(self.process.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -55,6 +71,44 @@ class CollectorProcess:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"collector did not answer {self.health_url} within {timeout:.0f}s")
+
+    def _write_pid(self, pid: int) -> None:
+        try:
+            created = psutil.Process(pid).create_time()
+        except psutil.NoSuchProcess:
+            return  # already gone: start() reports it
+        write_bytes_atomic(orjson.dumps({"pid": pid, "created": created, "command": self.command}), self.pid_path)
+
+    def orphan(self) -> psutil.Process | None:
+        """The collector named in ``collector.pid``, if it still runs and is not this supervisor's child
+        (same pid and start time: a recycled pid is not taken for it)."""
+        try:
+            info = orjson.loads(self.pid_path.read_bytes())
+            proc = psutil.Process(int(info["pid"]))
+            if abs(proc.create_time() - float(info["created"])) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+        except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError, psutil.Error):
+            return None
+        if self.process is not None and proc.pid == self.process.pid:
+            return None
+        return proc
+
+    def stop_orphan(self, timeout: float = 30.0) -> bool:
+        """SIGTERM the left-over collector (then SIGKILL after ``timeout``); whether there was one."""
+        proc = self.orphan()
+        if proc is None:
+            return False
+        log.warning("a collector (pid %d) left over by a previous run still runs; stopping it", proc.pid)
+        try:
+            proc.terminate()
+            proc.wait(timeout)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+        except psutil.NoSuchProcess:
+            pass
+        self.orphans_stopped += 1
+        return True
 
     def _healthy(self) -> bool:
         try:
@@ -85,3 +139,4 @@ class CollectorProcess:
             log.error("collector did not stop within %.0fs; killing it", timeout)
             self.process.kill()
             self.process.wait()
+        self.pid_path.unlink(missing_ok=True)

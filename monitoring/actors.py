@@ -51,6 +51,7 @@ class DetectorActor:
         self.store = CheckpointStore(checkpoint_dir, spec.name, shard) if checkpoint_dir else None
         self.every, self.seconds = checkpoint_every, checkpoint_seconds
         self.checkpointed_seq: int | None = None
+        self.checkpoint_failures = 0
         self.restored = False
         if self.store is not None:
             checkpoint = self.store.load(spec.fingerprint)
@@ -81,8 +82,18 @@ class DetectorActor:
         due = (self.applied_seq - (self.checkpointed_seq or 0) >= self.every
                or time.monotonic() - self._checkpoint_at >= self.seconds)
         if force or due:
-            self.store.save(Checkpoint(self.spec.fingerprint, self.session, self.applied_seq,
-                                       self.detectors.snapshot()))
+            try:
+                self.store.save(Checkpoint(self.spec.fingerprint, self.session, self.applied_seq,
+                                           self.detectors.snapshot()))
+            except OSError as exc:
+                # A full data disk: the call was applied and its anomalies must still be answered. The
+                # previous checkpoint stays (the pool keeps the calls after it for a replay); the next
+                # attempt comes ``seconds`` later.
+                self._checkpoint_at = time.monotonic()
+                self.checkpoint_failures += 1
+                log.warning("rule %s shard %d: checkpoint not written (%s); calls after %s stay replayable",
+                            self.spec.name, self.shard, exc, self.checkpointed_seq)
+                return
             self.checkpointed_seq = self.applied_seq
             self._checkpoint_at = time.monotonic()
 
@@ -120,7 +131,8 @@ class DetectorActor:
     def stats(self) -> dict[str, Any]:
         """The DetectorSet's statistics plus this shard's call and checkpoint positions."""
         return {"rules": self.detectors.stats(), "shard": self.shard, "applied": self.applied_seq,
-                "checkpointed": self.checkpointed_seq, "restored": self.restored}
+                "checkpointed": self.checkpointed_seq, "restored": self.restored,
+                "checkpoint_failures": self.checkpoint_failures}
 
 
 @dataclass

@@ -35,13 +35,18 @@ class CheckpointStore:
         self.path = self.folder / f"{shard}.ckpt"
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Write ``checkpoint`` atomically."""
+        """Write ``checkpoint`` atomically; on a failed write (a full disk) the previous checkpoint stays
+        and the partial file is removed, then the error is raised."""
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "wb") as out:
-            pickle.dump({"format": FORMAT, "checkpoint": checkpoint}, out, protocol=pickle.HIGHEST_PROTOCOL)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with open(tmp, "wb") as out:
+                pickle.dump({"format": FORMAT, "checkpoint": checkpoint}, out, protocol=pickle.HIGHEST_PROTOCOL)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # give a full disk its space back
+            raise
         os.replace(tmp, self.path)
         try:
             fd = os.open(self.folder, os.O_RDONLY)

@@ -247,7 +247,7 @@ def test_an_unknown_key_names_file_line_key_and_the_known_ones(tmp_path, text, l
     ("alerting:\n  email:\n    smtp_host: h\n    smtp_port: x\n    from: a\n    to: [b]\n", 4,
      "alerting.email.smtp_port: 'x' is not of type 'integer'"),
     ("- collector\n", 1, "expected a mapping of sections (collector, processing, storage, monitoring, alerting, "
-                         "auth, tls), got a list"),
+                         "auth, tls, sources), got a list"),
 ])
 def test_a_wrong_type_names_file_line_key_and_problem(tmp_path, text, line, message):
     path = write(tmp_path, text)

@@ -1,5 +1,7 @@
 """The short soak: two minutes of mixed load at a rate a 2-core machine sustains while the suite runs,
-with every fault of the full soak (``bench/soak.py``); its exit status and its key verdicts."""
+with the default faults of the full soak (``bench/soak.py``: every fault but ``disk_full``, which mounts
+a tmpfs; ``kill -9`` of ``logwarden up`` and its restart and a garbage spool batch included); its exit
+status and its key verdicts."""
 from __future__ import annotations
 
 import importlib.util
@@ -91,7 +93,12 @@ def test_every_fault_was_injected_and_recovered(soak):
     _, report, _ = soak
     assert report["promises"]["faults_recovered"]["ok"], _evidence(report, "faults_recovered")
     kinds = {fault["kind"] for fault in report["faults"]}
-    assert kinds == {"kill_collector", "kill_dask_worker", "kill_detector_actors", "channels_outage", "burst"}
+    assert kinds == {"kill_collector", "kill_dask_worker", "kill_detector_actors", "channels_outage", "burst",
+                     "kill_stack", "corrupt_spool"}
+    stack_kill = next(fault for fault in report["faults"] if fault["kind"] == "kill_stack")
+    assert stack_kill["old_processes_left"] == [], stack_kill  # the old collector stopped with its parent
+    quarantine = report["promises"]["lake_exactly_once"]["quarantined_spool_batches"]
+    assert quarantine["corrupted_records"] > 0 and quarantine["corrupted_records_not_in_failed"] == 0
 
 
 @_soak_test
@@ -195,3 +202,65 @@ def test_http_answers_are_attributed_per_record_and_inconsistencies_are_kept():
     assert ledger.count_mismatches
     post_body(Session(Answer(429, {})), "http://x", Body([40], lines=[b"v"]), ledger)
     assert list(ledger.array("refused")) == [40]
+
+
+def test_the_plan_never_overlaps_a_stack_kill_with_a_full_disk_and_expects_each_quarantine_alert():
+    from bench.soak.plan import FAULT_KINDS, QUARANTINE_RULE, Plan, SoakConfig, corrupt_batch_id
+
+    for minutes in (1, 2, 10):
+        plan = Plan.build(SoakConfig(minutes=minutes, faults=FAULT_KINDS))
+        kills = [f for f in plan.faults if f.kind == "kill_stack"]
+        fulls = [f for f in plan.faults if f.kind == "disk_full"]
+        assert kills and fulls
+        for kill in kills:  # a restart takes well under 0.3 of a round; no disk_full in that time
+            assert not any(kill.at <= full.at <= kill.at + 0.3 * plan.round_length for full in fulls)
+        expected = {i.key for i in plan.incidents if i.rule == QUARANTINE_RULE}
+        assert expected == {corrupt_batch_id(r) for r in range(1, plan.rounds + 1)}
+    default = Plan.build(SoakConfig(minutes=2))
+    assert "disk_full" not in {f.kind for f in default.faults}
+
+
+def test_quarantine_verdict_reads_garbage_batches_and_catches_missing_corrupted_records(tmp_path):
+    from bench.soak.ledger import Ledger
+    from bench.soak.verify import quarantined
+
+    pattern = r"soak-x-([0-9]+)"
+    ledger = Ledger()
+    ledger.record("spool", "corrupted", [7, 8])
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    (failed / "b1.parquet").write_bytes(b"PAR1\x00\xff soak-x-7 garbage soak-x-8 \x01")
+    found = quarantined(failed, pattern, ledger)
+    assert (found["unreadable_batches"], found["records"], found["corrupted_records_not_in_failed"]) == (1, 2, 0)
+    (failed / "b1.parquet").write_bytes(b"PAR1 soak-x-7")
+    assert quarantined(failed, pattern, ledger)["corrupted_records_not_in_failed"] == 1
+
+
+def test_throughput_leaves_out_the_windows_a_fault_stopped_acknowledgements():
+    from bench.soak.ledger import Ledger
+    from bench.soak.plan import Plan, SoakConfig
+    from bench.soak.verify import pauses, throughput
+
+    config = SoakConfig(minutes=1, rate=100, faults=())
+    plan = Plan.build(config)
+    ledger = Ledger()
+    ledger.start(0.0)
+    for second in range(60):
+        ledger.record("http", "acked", list(range(second * 1000, second * 1000 + (0 if 20 <= second < 40 else 100))),
+                      at=second + 0.5)
+    assert not throughput(config, plan, ledger, 60.0, 0)["ok"]
+    events = [{"kind": "kill_stack", "injected": True, "window_s": [20.0, 39.0]}]
+    assert throughput(config, plan, ledger, 60.0, 0, pauses(events))["ok"]
+
+
+def test_a_skipped_fault_is_reported_and_an_unrecovered_one_fails():
+    from bench.soak.plan import Fault, Plan
+    from bench.soak.verify import faults_recovered
+
+    plan = Plan(60.0, 1, 60.0, faults=[Fault("disk_full", 1.0, 20.0), Fault("kill_stack", 50.0)])
+    skipped = {"kind": "disk_full", "injected": False, "skipped": True, "error": "no tmpfs"}
+    good = {"kind": "kill_stack", "injected": True, "recovered": True}
+    verdict = faults_recovered([skipped, good], plan)
+    assert verdict["ok"] and verdict["skipped"]
+    assert not faults_recovered([skipped, {**good, "recovered": False}], plan)["ok"]
+    assert not faults_recovered([{**skipped, "skipped": False}, good], plan)["ok"]

@@ -122,6 +122,7 @@ class FakeChannels:
             if request.get("status") != 202 or body.get("event_action") not in ("trigger", "resolve"):
                 continue
             rule, _, key = str(body.get("dedup_key", "")).partition(":")
+            rule = rule.rsplit("/", 1)[-1]  # ``tenant/rule`` for an alert of another tenant (``*/``: self-alerts)
             status = FIRING if body["event_action"] == "trigger" else RESOLVED
             out.append(Delivery("pagerduty", rule, key, status, request["at"]))
         return out

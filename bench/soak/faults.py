@@ -10,11 +10,24 @@ Faults, all on processes of the soak's own stack:
   actor of each rule, including those counting an open incident, is hit); recovered when Ray has
   restarted as many;
 - ``channels_outage``: Slack and PagerDuty down, SMTP answering 451, for the fault's seconds;
-- ``burst``: the senders run at the burst factor (the plan tells them); nothing to do here.
+- ``burst``: the senders run at the burst factor (the plan tells them); nothing to do here;
+- ``kill_stack``: SIGKILL to ``logwarden up`` itself, then the soak starts it again with the same
+  arguments, as a service manager would; recovered when the new ``logwarden up`` is up, its collector
+  answers ``/health`` and no process of the killed one is left (its collector stops with its parent);
+- ``corrupt_spool``: a garbage batch file (records of fresh ids, noted ``corrupted`` in the ledger, in a
+  file that is not Parquet) dropped into the spool under the batch id ``plan.corrupt_batch_id(round)``;
+  recovered when processing quarantined it in ``spool/failed`` (its ``batch_quarantined`` alert is an
+  expected alert of the plan);
+- ``disk_full``: the data dir's tmpfs (mounted by the soak) filled to the last byte with a ballast file
+  for the fault's seconds, then the ballast removed; recovered when the collector is ready again.
+  Skipped (not injected, with the reason) when the soak could not mount a tmpfs.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import random
 import threading
 import time
 from typing import Any, Callable
@@ -22,9 +35,11 @@ from typing import Any, Callable
 import psutil
 
 from bench.soak.channels import FakeChannels
+from bench.soak.ledger import Ledger
 from bench.soak.load import Epoch
-from bench.soak.plan import Fault, Plan
-from bench.soak.stack import RayHead, StackProcess
+from bench.soak.plan import Fault, Plan, corrupt_batch_id
+from bench.soak.stack import DataDisk, RayHead, StackProcess
+from bench.soak.workload import RecordFactory, iso_now
 
 log = logging.getLogger(__name__)
 RECOVERY_TIMEOUT = 90.0
@@ -46,10 +61,12 @@ class FaultInjector(threading.Thread):
     """Dispatches the plan's faults at their times (seconds after ``t0``)."""
 
     def __init__(self, plan: Plan, stack: StackProcess, ray: RayHead, channels: FakeChannels, epoch: Epoch,
-                 stop: threading.Event, t0: float) -> None:
+                 stop: threading.Event, t0: float, factory: RecordFactory | None = None,
+                 ledger: Ledger | None = None, disk: DataDisk | None = None) -> None:
         super().__init__(name="faults", daemon=True)
         self.plan, self.stack, self.ray, self.channels, self.epoch = plan, stack, ray, channels, epoch
         self.stop_event, self.t0 = stop, t0
+        self.factory, self.ledger, self.disk = factory, ledger, disk
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -174,3 +191,122 @@ class FaultInjector(threading.Thread):
 
     def _burst(self, fault: Fault) -> dict[str, Any]:
         return {"injected": True, "seconds": fault.seconds, "factor": self.plan.burst_factor}
+
+    def _kill_stack(self, fault: Fault) -> dict[str, Any]:
+        """SIGKILL ``logwarden up``; start it again with the same arguments; check nothing of the old one
+        is left (its collector must stop by itself: ``common.parentdeath``)."""
+        popen = self.stack.popen
+        if popen is None or popen.poll() is not None:
+            return {"injected": False, "error": "logwarden up is not running"}
+        old = [p for p in self.stack.children() if p.is_running()]
+        old_collector = self.stack.collector()
+        self.epoch.bump()  # stream chunks in flight lose their collector too
+        killed_at = time.monotonic()
+        window_start = time.time() - self.t0
+        popen.kill()
+        popen.wait(30)
+        try:
+            self.stack.restart_after_kill()
+        except Exception as exc:  # noqa: BLE001 - reported as not recovered, with the reason
+            return {"injected": True, "pid": popen.pid, "recovered": False, "error": repr(exc)[:2000],
+                    "window_s": [round(window_start, 1), round(time.time() - self.t0, 1)]}
+        up_s = round(time.monotonic() - killed_at, 2)
+        healthy = _wait(self.stack.health, RECOVERY_TIMEOUT)
+        left = [p.pid for p in old if _alive(p)]
+        new_collector = self.stack.collector()
+        recovered = bool(healthy) and not left
+        return {"injected": True, "pid": popen.pid, "recovered": recovered, "restart_s": up_s,
+                "recovery_s": round(time.monotonic() - killed_at, 2),
+                "old_collector_pid": old_collector.pid if old_collector else None,
+                "new_collector_pid": new_collector.pid if new_collector else None,
+                "old_processes_left": left,
+                "window_s": [round(window_start, 1), round(time.time() - self.t0, 1)]}
+
+    def _corrupt_spool(self, fault: Fault) -> dict[str, Any]:
+        """Drop a garbage batch file (not Parquet; it carries records of fresh ids, which the ledger notes
+        as ``corrupted``) into the spool; wait until processing quarantined it."""
+        if self.factory is None or self.ledger is None:
+            return {"injected": False, "error": "no record factory or ledger given to the fault injector"}
+        batch_id = corrupt_batch_id(fault.round)
+        spool = self.stack.data_dir / "spool"
+        rng = random.Random(fault.round)
+        made = [self.factory.json_record(rng, iso_now(), "soak-corrupt") for _ in range(50)]
+        garbage = b"PAR1" + rng.randbytes(512) + b"\n".join(line for _, line in made) + rng.randbytes(256)
+        tmp = spool / f".{batch_id}.parquet.tmp"
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        while True:  # the data disk may be full (disk_full) right now
+            try:
+                tmp.write_bytes(garbage)
+                break
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if exc.errno != errno.ENOSPC or time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+        self.ledger.record("spool", "corrupted", [n for n, _ in made])
+        injected_at = time.monotonic()
+        os.replace(tmp, spool / f"{batch_id}.parquet")
+        failed = spool / "failed"
+        quarantined = _wait(lambda: (failed / f"{batch_id}.parquet").exists()
+                            and (failed / f"{batch_id}.reason.json").exists(), RECOVERY_TIMEOUT)
+        return {"injected": True, "batch_id": batch_id, "records": len(made), "bytes": len(garbage),
+                "recovered": bool(quarantined),
+                "recovery_s": round(time.monotonic() - injected_at, 2) if quarantined else None}
+
+    def _disk_full(self, fault: Fault) -> dict[str, Any]:
+        """Fill the data dir's tmpfs to the last byte for ``fault.seconds``; then free it and wait for the
+        collector to be ready again."""
+        if self.disk is None or not self.disk.mounted:
+            reason = self.disk.reason if self.disk is not None else "no tmpfs for the data dir"
+            return {"injected": False, "skipped": True, "error": f"disk_full skipped: {reason}"}
+        window_start = time.time() - self.t0
+        ballast = self.stack.data_dir / ".soak-ballast"
+        written = fill_disk(ballast)
+        free_at_full = self.disk.free()
+        refused_ready = _wait(lambda: self.stack.ready().get("ready") is False, 5.0, 0.2)
+        try:
+            self.stop_event.wait(fault.seconds)
+        finally:
+            ballast.unlink(missing_ok=True)
+        freed_at = time.monotonic()
+        ready = _wait(lambda: self.stack.ready().get("ready") is True, RECOVERY_TIMEOUT, 0.2)
+        return {"injected": True, "seconds": fault.seconds, "ballast_bytes": written,
+                "free_bytes_when_full": free_at_full, "collector_not_ready_while_full": bool(refused_ready),
+                "recovered": bool(ready),
+                "recovery_s": round(time.monotonic() - freed_at, 2) if ready else None,
+                "window_s": [round(window_start, 1), round(time.time() - self.t0, 1)]}
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def fill_disk(path: "os.PathLike[str]", chunk: int = 8 << 20) -> int:
+    """Write ``path`` until its file system is full (ENOSPC); the bytes written."""
+    block = b"\0" * chunk
+    written = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        stats = os.fstatvfs(fd)
+        bulk = stats.f_bavail * stats.f_frsize - 2 * chunk
+        if bulk > 0 and hasattr(os, "posix_fallocate"):
+            try:  # most of it at once (tmpfs allocates in place: a second, not a write of gigabytes)
+                os.posix_fallocate(fd, 0, bulk)
+                os.lseek(fd, bulk, os.SEEK_SET)
+                written = bulk
+            except OSError:
+                pass
+        size = chunk
+        while size >= 4096:
+            try:
+                written += os.write(fd, block[:size])
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                size //= 2  # the last pages
+    finally:
+        os.close(fd)
+    return written

@@ -27,8 +27,11 @@ ACKNOWLEDGED = {
            "sent to was still alive (no kill injected in between); otherwise it is in doubt. Hostile lines "
            "of an acknowledged chunk count as rejected",
     "syslog": "RFC 5424 over TCP (octet-counted) and RFC 3164 text lines over TCP: as tcp",
+    "corrupted": "records of the garbage batch files the corrupt_spool fault drops into the spool: never sent "
+                 "to the collector, never acknowledged, lost by construction; they must be in spool/failed "
+                 "(quarantined) and nowhere in the lake",
 }
-OUTCOMES = ("acked", "rejected", "refused", "in_doubt")
+OUTCOMES = ("acked", "rejected", "refused", "in_doubt", "corrupted")
 
 
 @dataclass

@@ -13,6 +13,18 @@ five cycles:
   0.60  db_connection_failure (second), 12 in 15 s → pagerduty   ┐ spans the detector actor kill (0.65)
   0.80  burst: the rate times ``burst_factor`` for ``burst_seconds``
 
+Faults of ``--faults all`` beyond the default set (``ALL_FAULTS``):
+
+  0.30  corrupt_spool: a garbage batch file (``corrupt_batch_id``) dropped into the spool; it must be
+        quarantined, and its ``batch_quarantined`` self-alert (CRITICAL → pagerduty) delivered once
+  0.02  disk_full: the data dir's tmpfs filled to the last byte for ``DISK_FULL_SECONDS`` (round 1 and
+        every round after one without a stack kill, so the two never overlap)
+  0.90  kill_stack: ``kill -9`` of ``logwarden up`` itself, restarted by the soak with the same
+        arguments (odd rounds: its restart runs into the next round's first seconds)
+
+No incident is open at 0.02 (before 0.20) nor at 0.90 (the last one ends at 0.60 + 15 s, its alert
+fired by then): the detectors' state since their last checkpoint is lost with ``logwarden up``.
+
 Before the load starts, a service ``soak-ghost`` sends a few records stamped 15 minutes ago and
 then nothing until round 1 is 10 % in: ``service_down`` (CRITICAL → pagerduty) must fire once for it.
 """
@@ -21,7 +33,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FAULT_KINDS = ("channels_outage", "kill_collector", "kill_dask_worker", "kill_detector_actors", "burst")
+DEFAULT_FAULTS = ("channels_outage", "kill_collector", "kill_dask_worker", "kill_detector_actors", "burst",
+                  "kill_stack", "corrupt_spool")
+FAULT_KINDS = DEFAULT_FAULTS + ("disk_full",)  # every fault: ``--faults all``
+DISK_FULL_SECONDS = 20.0
+QUARANTINE_RULE = "batch_quarantined"
 GHOST_SERVICE = "soak-ghost"
 GHOST_RECORDS = 20
 GHOST_AGE_SECONDS = 15 * 60
@@ -46,7 +62,7 @@ class SoakConfig:
     dask_workers: int = 2
     workdir: Path | None = None
     keep: bool = False
-    faults: tuple[str, ...] = FAULT_KINDS
+    faults: tuple[str, ...] = DEFAULT_FAULTS
 
     @property
     def duration(self) -> float:
@@ -114,7 +130,17 @@ class Plan:
                 Fault("kill_dask_worker", base + 0.55 * length, 0.0, r),
                 Fault("kill_detector_actors", base + 0.65 * length, 0.0, r),
                 Fault("burst", base + 0.80 * length, config.burst_seconds, r),
+                Fault("corrupt_spool", base + 0.30 * length, 0.0, r),
             ) if fault.kind in config.faults]
+            stack_kill_before = "kill_stack" in config.faults and r > 1 and (r - 1) % 2 == 1
+            if "disk_full" in config.faults and not stack_kill_before:
+                plan.faults.append(Fault("disk_full", base + 0.02 * length, DISK_FULL_SECONDS, r))
+            if "kill_stack" in config.faults and r % 2 == 1:
+                plan.faults.append(Fault("kill_stack", base + 0.90 * length, 0.0, r))
+            if "corrupt_spool" in config.faults:
+                plan.incidents.append(Incident(QUARANTINE_RULE, corrupt_batch_id(r), "", "CRITICAL", "pagerduty",
+                                               base + 0.30 * length, 0.0, 0, 0, r))
+        plan.faults.sort(key=lambda f: f.at)
         plan.incidents.append(Incident("service_down", GHOST_SERVICE, GHOST_SERVICE, "CRITICAL", "pagerduty",
                                        0.0, 0.0, 0, 0, 1))
         return plan
@@ -138,7 +164,13 @@ class Plan:
     def incident_services(self) -> list[str]:
         """The services the incidents use; they also send normal traffic all along (so that no
         ``service_down`` fires for them)."""
-        return sorted({i.service for i in self.incidents if i.service != GHOST_SERVICE})
+        return sorted({i.service for i in self.incidents if i.service and i.service != GHOST_SERVICE})
+
+
+def corrupt_batch_id(round_: int) -> str:
+    """The batch id of the garbage spool file the ``corrupt_spool`` fault of round ``round_`` drops (the
+    collector's id layout, ``<ms>-<instance>-<sequence>``; time 0, so it is the first batch taken)."""
+    return f"{0:013d}-soakcorrupt-{round_:06d}"
 
 
 def _incidents(r: int, base: float, length: float) -> list[Incident]:

@@ -16,7 +16,7 @@ from bench.soak.faults import FaultInjector
 from bench.soak.ledger import ACKNOWLEDGED, Ledger
 from bench.soak.load import SHARES, Epoch, HttpSender, IncidentSender, PacedSender, StreamSender, send_ghost
 from bench.soak.plan import GHOST_AGE_SECONDS, GHOST_RECORDS, Plan, SoakConfig
-from bench.soak.stack import MemorySampler, RayHead, StackProcess, free_port
+from bench.soak.stack import MB, DataDisk, MemorySampler, RayHead, StackProcess, free_port
 from bench.soak.workload import RecordFactory
 from logwarden.schemas import ANOMALY_SCHEMA_PATH
 
@@ -52,6 +52,7 @@ class Soak:
         self.ray: RayHead | None = None
         self.stack: StackProcess | None = None
         self.sampler: MemorySampler | None = None
+        self.disk: DataDisk | None = None
         self.timings: dict[str, float] = {}
         self.syslog_port = 0
 
@@ -76,6 +77,12 @@ class Soak:
         ray_dir = Path(tempfile.mkdtemp(prefix="lwsoakray-", dir="/tmp"))  # short: Ray's socket paths are limited
         self.ray = RayHead(ray_dir)  # assigned before it starts, so that a failed start is cleaned up too
         self.ray.start()
+        if "disk_full" in self.config.faults:
+            # room for the run's data (about 600 bytes per record in lake, WAL, spool) plus 2 GiB
+            size = 2048 * MB + int(600 * self.config.rate * self.config.duration)
+            self.disk = DataDisk(self.data_dir, size).mount()
+            if not self.disk.mounted:
+                log.warning("disk_full will be skipped: %s", self.disk.reason)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # The seed rules, copied: an edit of the repository's file during the run does not change the soak.
         rules = self.workdir / "anomaly_schema.yaml"
@@ -110,7 +117,8 @@ class Soak:
                          self.factory, self.ledger, self.stop_load, t0, self.epoch, self.config.seed * 100 + 52),
         ]
         incidents = IncidentSender(url, self.plan, self.factory, self.ledger, self.stop_load, t0)
-        injector = FaultInjector(self.plan, self.stack, self.ray, self.channels, self.epoch, self.stop_load, t0)
+        injector = FaultInjector(self.plan, self.stack, self.ray, self.channels, self.epoch, self.stop_load, t0,
+                                 factory=self.factory, ledger=self.ledger, disk=self.disk)
         for thread in (*senders, incidents, injector):
             thread.start()
         log.info("load: %d records/s for %.0fs, %d round(s)", rate, self.config.duration, self.plan.rounds)
@@ -184,7 +192,13 @@ class Soak:
         if self.channels is not None:
             self.channels.stop()
         if not self.config.keep:
+            if self.disk is not None and self.disk.mounted:
+                shutil.rmtree(self.data_dir, ignore_errors=True)  # the tmpfs's pages back, then unmount
+                self.disk.unmount()
             shutil.rmtree(self.workdir, ignore_errors=True)
+        elif self.disk is not None and self.disk.mounted:
+            log.warning("the data dir %s stays mounted (tmpfs, --keep): `umount %s` when done",
+                        self.data_dir, self.data_dir)
 
     # the report ------------------------------------------------------------------------------
     def _report(self, senders: list[PacedSender], incidents: IncidentSender, injector: FaultInjector,
@@ -204,12 +218,14 @@ class Soak:
             "clean_stop": {"ok": exit_status == 0 and not self.stack.strays(), "exit_status": exit_status,
                            "strays": self.stack.strays()},
             "throughput": verify.throughput(self.config, self.plan, self.ledger, load_seconds,
-                                            sum(s.dropped for s in senders)),
+                                            sum(s.dropped for s in senders), verify.pauses(injector.events)),
             "memory": verify.memory(self.config, dict(self.sampler.peak), dict(self.sampler.peak_pid),
                                     dict(self.sampler.first), dict(self.sampler.last)),
         }
         promises["lake_exactly_once"]["drained_in_time"] = drained
         promises["lake_exactly_once"]["quarantined_spool_batches"] = quarantined
+        if quarantined["corrupted_records_not_in_failed"]:
+            promises["lake_exactly_once"]["ok"] = False
         promises["alerts_exactly_once"]["all_arrived_in_time"] = alerts_in
         promises["alerts_exactly_once"]["incidents_given_up"] = incidents.gave_up
         if incidents.gave_up:

@@ -22,7 +22,45 @@ import requests
 from logwarden.testing.cluster import MB, RAY_ENV, RayHead, cmdline, free_port, terminate
 
 log = logging.getLogger(__name__)
-__all__ = ["MB", "MemorySampler", "RayHead", "StackProcess", "free_port"]
+__all__ = ["MB", "DataDisk", "MemorySampler", "RayHead", "StackProcess", "free_port"]
+
+
+class DataDisk:
+    """A tmpfs of its own under the soak's data dir (for the ``disk_full`` fault): mounted when the soak
+    can (root, ``mount -t tmpfs``); otherwise ``mounted`` is False and ``reason`` says why."""
+
+    def __init__(self, path: Path, size_bytes: int) -> None:
+        self.path, self.size_bytes = path, size_bytes
+        self.mounted, self.reason = False, ""
+
+    def mount(self) -> "DataDisk":
+        """Mount (the folder must be empty); never raises: see ``mounted`` and ``reason``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            self.reason = "mounting a tmpfs for the data dir needs root"
+            return self
+        try:
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size_bytes},mode=0755", "tmpfs",
+                                   str(self.path)], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.reason = f"mount failed: {exc!r}"
+            return self
+        if done.returncode != 0:
+            self.reason = f"mount -t tmpfs failed: {done.stderr.strip() or done.returncode}"
+            return self
+        self.mounted = True
+        return self
+
+    def free(self) -> int:
+        """Bytes available on the data dir's file system."""
+        stats = os.statvfs(self.path)
+        return stats.f_bavail * stats.f_frsize
+
+    def unmount(self) -> None:
+        """Unmount (lazily: a process may still hold a file open)."""
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=30)
+            self.mounted = False
 
 
 class StackProcess:
@@ -35,11 +73,13 @@ class StackProcess:
         self.env = {**os.environ, **RAY_ENV, **ray.env}
         self.command = [sys.executable, "-m", "logwarden", "up", "--data-dir", str(data_dir), "--no-dashboards",
                         "--http-port", str(http_port), "--tcp-port", str(tcp_port), "--config", str(config),
-                        "--rules", str(rules),
+                        "--rules", str(rules), "--api-port", str(free_port()),
                         "--ray-address", ray.address, "--dask-workers", str(dask_workers)]
         self.log_path = data_dir.parent / "logwarden-up.log"
         self.popen: subprocess.Popen | None = None
         self.descendants: dict[int, psutil.Process] = {}
+        self.restarts = 0  # by the kill_stack fault
+        self._log_offset = 0
 
     @property
     def url(self) -> str:
@@ -48,18 +88,27 @@ class StackProcess:
 
     def start(self, timeout: float = 180.0) -> "StackProcess":
         """Start and wait for the 'logwarden is up' line."""
-        with open(self.log_path, "wb") as out:
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as out:
             self.popen = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"logwarden up exited {self.popen.returncode}:\n{self.output()[-3000:]}")
-            if "logwarden is up" in self.output():
+            if "logwarden is up" in self.output()[self._log_offset:]:
                 self.remember_descendants()
                 return self
             time.sleep(0.2)
         raise RuntimeError(f"logwarden up did not come up in {timeout:.0f}s:\n{self.output()[-3000:]}")
+
+    def restart_after_kill(self, timeout: float = 180.0) -> "StackProcess":
+        """What a service manager does (systemd ``Restart=always``): reap the dead ``logwarden up`` and
+        start it again with the same arguments (its output appended to the same log)."""
+        if self.popen is not None:
+            self.popen.wait(30)
+        self.restarts += 1
+        return self.start(timeout)
 
     def output(self) -> str:
         """What ``logwarden up`` printed so far."""

@@ -1,7 +1,9 @@
 """The soak's verdicts: each promise is a dict with ``ok`` and the evidence behind it.
 
 - ``lake_exactly_once``: every acknowledged record is in the lake exactly once; nothing that was
-  refused, rejected or hostile is; records in doubt are there at most once;
+  refused, rejected or hostile is; records in doubt are there at most once; the records of the garbage
+  batches the ``corrupt_spool`` fault dropped (``corrupted``, never acknowledged: lost by
+  construction) are all in ``spool/failed`` and none in the lake;
 - ``dead_letter``: every record the collector answered as rejected (and every hostile record of an
   acknowledged stream chunk) is in the dead-letter store, no acknowledged record is, and the
   collector's answers refused no valid record and accepted no hostile one;
@@ -9,9 +11,11 @@
   recorded exactly once in the outbox and in the alert history; no other alert fired anywhere;
   resolved events (PagerDuty ``resolve``, Slack/e-mail ``[RESOLVED]``) are deliveries of their own
   kind: at most one per incident, and only for an incident that fired; no message is dead;
-- ``faults_recovered``: every fault was injected and the stack recovered from it;
+- ``faults_recovered``: every fault was injected (or skipped, saying why: ``disk_full`` without a
+  tmpfs) and the stack recovered from it;
 - ``clean_stop``: ``logwarden up`` stopped with status 0 and left no process behind;
-- ``throughput``: the acknowledged rate outside bursts is at least ``min_rate_ratio`` × the rate;
+- ``throughput``: the acknowledged rate outside bursts (and outside the windows in which ``logwarden up``
+  was down after its kill or the data disk was full) is at least ``min_rate_ratio`` × the rate;
 - ``memory``: no process of the stack went over ``max_rss_mb``.
 """
 from __future__ import annotations
@@ -101,24 +105,45 @@ def dead_letter_ids(deadletter_dir: Path, pattern: str) -> tuple[np.ndarray, Cou
 
 
 def quarantined(failed_dir: Path, pattern: str, ledger: Ledger) -> dict[str, Any]:
-    """Spool batches processing gave up on (``spool/failed``): how many, their records, and how many of
-    those were acknowledged (evidence for a ``lake_exactly_once`` failure)."""
+    """Spool batches processing gave up on (``spool/failed``): how many, their records, how many of
+    those were acknowledged (evidence for a ``lake_exactly_once`` failure), and the ``corrupt_spool``
+    fault's records (``corrupted`` in the ledger): each must be there. A file that is not Parquet (the
+    fault's garbage) is searched for ids in its raw bytes."""
+    files = sorted(failed_dir.glob("*.parquet")) if failed_dir.is_dir() else []
+    found: list[int] = []
+    unreadable = 0
+    for path in files:
+        ids = _parquet_ids(path, pattern)
+        if ids is None:
+            unreadable += 1
+            ids = [int(m.group(1)) for m in re.finditer(pattern.encode(), path.read_bytes())]
+        found += ids
+    in_failed = _ids(found)
+    acked = np.intersect1d(_ids(ledger.array("acked")), in_failed, assume_unique=True)
+    corrupted = _ids(ledger.array("corrupted"))
+    corrupted_missing = np.setdiff1d(corrupted, in_failed, assume_unique=True)
+    return {"batches": len(files), "unreadable_batches": unreadable, "records": len(found),
+            "acknowledged_records": int(len(acked)), "files_sample": [p.name for p in files[:5]],
+            "corrupted_records": int(len(corrupted)),
+            "corrupted_records_not_in_failed": int(len(corrupted_missing)),
+            "corrupted_not_in_failed_sample": _sample(corrupted_missing)}
+
+
+def _parquet_ids(path: Path, pattern: str) -> list[int] | None:
+    """The ids of a Parquet batch (None when it cannot be read as Parquet)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    files = sorted(failed_dir.glob("*.parquet")) if failed_dir.is_dir() else []
-    found: list[int] = []
-    for path in files:
+    try:
         table = pq.read_table(path)
-        columns = [c for c in ("attributes", "message") if c in table.column_names]
-        if not columns:
-            continue
-        text = pc.binary_join_element_wise(*[pc.fill_null(table[c].cast("string"), "") for c in columns], " ")
-        ids = pc.extract_regex(text, pattern.replace("([0-9]+)", "(?P<n>[0-9]+)"))
-        found += [int(item["n"]) for item in ids.to_pylist() if item and item["n"]]
-    acked = np.intersect1d(_ids(ledger.array("acked")), _ids(found), assume_unique=True)
-    return {"batches": len(files), "records": len(found), "acknowledged_records": int(len(acked)),
-            "files_sample": [p.name for p in files[:5]]}
+    except Exception:  # noqa: BLE001 - any unreadable file is searched as raw bytes instead
+        return None
+    columns = [c for c in ("attributes", "message") if c in table.column_names]
+    if not columns:
+        return []
+    text = pc.binary_join_element_wise(*[pc.fill_null(table[c].cast("string"), "") for c in columns], " ")
+    ids = pc.extract_regex(text, pattern.replace("([0-9]+)", "(?P<n>[0-9]+)"))
+    return [int(item["n"]) for item in ids.to_pylist() if item and item["n"]]
 
 
 def check_lake(ledger: Ledger, lake_rows: np.ndarray, rows_without_id: int) -> dict[str, Any]:
@@ -286,12 +311,16 @@ def _trigger_time(incident: Incident, ledger: Ledger) -> float | None:
 
 
 def throughput(config: SoakConfig, plan: Plan, ledger: Ledger, load_seconds: float,
-               dropped: float) -> dict[str, Any]:
-    """Acknowledged records per second: overall, outside bursts (the verdict) and during bursts."""
+               dropped: float, pauses: list[tuple[float, float]] = ()) -> dict[str, Any]:
+    """Acknowledged records per second: overall, outside bursts and pauses (the verdict) and during
+    bursts. ``pauses``: (start, end) windows in which the stack could not acknowledge by design, from
+    the faults' events: ``logwarden up`` killed until it is up again, the data disk full until the
+    collector is ready again."""
     bursts = plan.burst_windows()
     in_burst = lambda second: any(start <= second < end for start, end in bursts)  # noqa: E731
+    paused = lambda second: any(start <= second < end + 1 for start, end in pauses)  # noqa: E731
     seconds = range(int(load_seconds))
-    steady = [ledger.acked_per_second.get(s, 0) for s in seconds if not in_burst(s)]
+    steady = [ledger.acked_per_second.get(s, 0) for s in seconds if not in_burst(s) and not paused(s)]
     burst = [ledger.acked_per_second.get(s, 0) for s in seconds if in_burst(s)]
     acked = sum(ledger.acked_per_second.values())
     steady_rate = sum(steady) / len(steady) if steady else 0.0
@@ -304,18 +333,29 @@ def throughput(config: SoakConfig, plan: Plan, ledger: Ledger, load_seconds: flo
         "burst_per_s": round(sum(burst) / len(burst), 1) if burst else None,
         "records_dropped_by_lagging_senders": int(dropped),
         "load_seconds": round(load_seconds, 1),
+        "paused_windows_s": [[round(a, 1), round(b, 1)] for a, b in pauses],
+        "paused_seconds_excluded": sum(1 for s in seconds if paused(s) and not in_burst(s)),
     }
 
 
 def faults_recovered(events: list[dict], plan: Plan) -> dict[str, Any]:
     """``faults_recovered``."""
+    skipped = [e for e in events if e.get("skipped")]  # e.g. disk_full where no tmpfs can be mounted
     planned = Counter(f.kind for f in plan.faults)
+    planned.subtract(Counter(e["kind"] for e in skipped))
+    planned = +planned
     injected = Counter(e["kind"] for e in events if e.get("injected"))
     unrecovered = [e for e in events if e.get("injected") and e.get("recovered") is False]
-    failed = [e for e in events if not e.get("injected")]
+    failed = [e for e in events if not e.get("injected") and not e.get("skipped")]
     ok = injected == planned and not unrecovered and not failed
     return {"ok": ok, "planned": dict(planned), "injected": dict(injected), "not_recovered": unrecovered,
-            "not_injected": failed}
+            "not_injected": failed, "skipped": [f"{e['kind']} (round {e.get('round')}): {e.get('error')}"
+                                                for e in skipped]}
+
+
+def pauses(events: list[dict]) -> list[tuple[float, float]]:
+    """The windows (seconds after the load started) in which faults kept the stack from acknowledging."""
+    return [tuple(e["window_s"]) for e in events if e.get("injected") and e.get("window_s")]
 
 
 def memory(config: SoakConfig, peaks: dict[str, float], pids: dict[str, int], first: dict[str, float],

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from logwarden.collector.sources.config import SourcesConfig
 from logwarden.collector.sources.framing import Block, Dead, Entry
 from logwarden.collector.sources.records import json_line
 from logwarden.collector.sources.shipper import DiskBuffer, Shipper
-from logwarden.collector.sources.tailer import SCAN_INTERVAL, Tailer
+from logwarden.collector.sources.tailer import Tailer
 from logwarden.collector.sources.watch import Watcher
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ class Agent:
         """Scan when due, read, buffer; whether anything was read."""
         if self.buffer.full:
             return False
-        if self._scan_now or time.monotonic() - self.tailer.last_scan >= SCAN_INTERVAL:
+        if self.tailer.scan_due(self._scan_now):
             self._scan_now = False
             self.tailer.scan()
             self.watcher.refresh()

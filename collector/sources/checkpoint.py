@@ -40,7 +40,10 @@ FINGERPRINT_BYTES = 256
 STATE_FILE = "state.json"
 JOURNAL_FILE = "journal.ndjson"
 #: Released files are remembered this long, so that a file coming back is not read twice.
-KEEP_RELEASED_SECONDS = 24 * 3600.0
+KEEP_RELEASED_SECONDS = 7 * 24 * 3600.0
+#: ... and this long once neither their path nor a file named after it in their folder exists (pods come and go).
+KEEP_GONE_SECONDS = 3600.0
+PRUNE_EVERY_SECONDS = 60.0
 #: The journal is folded into the snapshot past this size (and by the drivers every few seconds).
 MAX_JOURNAL_BYTES = 4 << 20
 
@@ -48,6 +51,23 @@ MAX_JOURNAL_BYTES = 4 << 20
 def fingerprint(head: bytes) -> str:
     """The fingerprint of a file's first bytes."""
     return hashlib.blake2b(head, digest_size=12).hexdigest()
+
+
+def _stale(entry: dict[str, Any], now: float) -> bool:
+    """Whether a released entry can be forgotten: kept :data:`KEEP_RELEASED_SECONDS`, or
+    :data:`KEEP_GONE_SECONDS` once its file and its rotated files are all gone."""
+    released = entry.get("released")
+    if not released:
+        return False
+    if now - released > KEEP_RELEASED_SECONDS:
+        return True
+    if now - released <= KEEP_GONE_SECONDS:
+        return False
+    folder, name = os.path.split(entry.get("real") or entry.get("path") or "")
+    try:
+        return not any(other.startswith(name) for other in os.listdir(folder or "."))
+    except OSError:
+        return True
 
 
 class CheckpointStore:
@@ -64,11 +84,24 @@ class CheckpointStore:
         self._lock = threading.RLock()
         self._dirty = False
         self._snapshot_at = time.monotonic()
+        self._pruned_at = 0.0
+        #: When the previous run last wrote its checkpoints (wall clock; None on a first run): files rotated
+        #: after it were rotated while nothing read them.
+        self.last_run = self._last_write()
         self._load()
         self._journal = os.open(self.directory / JOURNAL_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._journal_bytes = os.fstat(self._journal).st_size
 
     # loading --------------------------------------------------------------------------------
+    def _last_write(self) -> float | None:
+        times = []
+        for name in (STATE_FILE, JOURNAL_FILE):
+            try:
+                times.append(os.stat(self.directory / name).st_mtime)
+            except OSError:
+                pass
+        return max(times) if times else None
+
     def _load(self) -> None:
         state_path = self.directory / STATE_FILE
         seq = 0
@@ -191,9 +224,10 @@ class CheckpointStore:
         """Write ``state.json`` atomically and start the journal over."""
         with self._lock:
             now = time.time()
-            for entry_id in [key for key, entry in self.entries.items()
-                             if entry.get("released") and now - entry["released"] > KEEP_RELEASED_SECONDS]:
-                del self.entries[entry_id]
+            if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
+                self._pruned_at = now
+                for entry_id in [key for key, entry in self.entries.items() if _stale(entry, now)]:
+                    del self.entries[entry_id]
             self.delivered = {key: value for key, value in self.delivered.items() if key in self.entries}
             state = {"version": 1, "seq": self._seq, "files": self.entries, "initialized": sorted(self.initialized),
                      "intents": {str(k): v for k, v in self.intents.items()}, "delivered": self.delivered}

@@ -229,10 +229,9 @@ class Framer:
 
     def _lines(self, block: bytes, start: int, now: float) -> None:
         """Complete lines (``block`` ends with a newline)."""
-        if self.bulk:
-            if len(block) <= self.max_line_bytes or max(map(len, block.split(b"\n"))) <= self.max_line_bytes:
-                self._held.append(Block(block, start, start + len(block)))
-                return
+        if self.bulk and not _has_long_line(block, self.max_line_bytes):
+            self._held.append(Block(block, start, start + len(block)))
+            return
         offset = start
         for line in block.split(b"\n")[:-1]:
             end = offset + len(line) + 1
@@ -313,6 +312,17 @@ class Framer:
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
         self._held.append(Entry(lines, group.start, group.end, group.container))
+
+
+def _has_long_line(block: bytes, limit: int) -> bool:
+    """Whether a line of ``block`` is longer than ``limit`` bytes: one backward search per ``limit`` bytes."""
+    pos, size = 0, len(block)
+    while pos + limit < size:
+        newline = block.rfind(b"\n", pos, pos + limit + 1)
+        if newline < 0:
+            return True
+        pos = newline + 1
+    return False
 
 
 def _start(item: Block | Entry | Dead) -> int:

@@ -1,7 +1,7 @@
 """The file sources of a collector process: records written ahead through its ingestor, exactly once.
 
 One task on the collector's event loop runs rounds: scan (every second, or when inotify reports a
-file created, moved or deleted), read and parse in a worker thread (``Tailer.poll``, then one
+file created, moved or deleted), read and parse in worker threads (``Tailer.poll``, then one
 :class:`~logwarden.collector.batch.DecodedBatch` per file: the columnar fast path for whole blocks of
 native JSON lines, ``BatchDecoder.mapped`` for parsed ones), then for each file: journal an intent
 (``CheckpointStore.intent``), ``Ingestor.submit`` (write-ahead, fsync; rejected records and the cut
@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import orjson
 import pyarrow as pa
 
 from logwarden.collector.batch import DecodedBatch
@@ -33,7 +31,8 @@ from logwarden.collector.ingest import Ingestor
 from logwarden.collector.sources.checkpoint import CheckpointStore
 from logwarden.collector.sources.config import SourcesConfig
 from logwarden.collector.sources.framing import Block, Dead, Entry
-from logwarden.collector.sources.tailer import SCAN_INTERVAL, Chunk, Tailer
+from logwarden.collector.sources.records import json_line
+from logwarden.collector.sources.tailer import Chunk, Tailer
 from logwarden.collector.sources.watch import Watcher
 from logwarden.collector.validation import Rejection
 from logwarden.collector.wal import SEGMENT_SUFFIX, is_legacy_segment, read_entries
@@ -44,6 +43,7 @@ log = logging.getLogger(__name__)
 PROTOCOL = "file"
 CHECKPOINT_FOLDER = "sources"
 IDLE_SECONDS = 0.2
+DECODE_THREADS = 2
 RETRY_SECONDS = 1.0
 
 
@@ -99,6 +99,7 @@ class FileSources:
         self.tailer = Tailer(config.files, self.store)
         self.watcher = Watcher([pattern for source in config.files for pattern in source.paths], self._wake_up)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-sources")
+        self._decoders = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="file-decode")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._scan_now = True
@@ -129,6 +130,7 @@ class FileSources:
             await self._task
         self.watcher.stop()
         self._executor.shutdown(wait=True)
+        self._decoders.shutdown(wait=True)
         self.tailer.close()
         self.store.close()
 
@@ -152,8 +154,9 @@ class FileSources:
                 if self.ingestor.failure or self._spool_full():
                     await self._sleep(RETRY_SECONDS)
                     continue
-                scan = self._scan_now or time.monotonic() - self.tailer.last_scan >= SCAN_INTERVAL
-                self._scan_now = False
+                scan = self.tailer.scan_due(self._scan_now)
+                if scan:
+                    self._scan_now = False
                 work = await loop.run_in_executor(self._executor, self._prepare, scan)
                 if not work:
                     await self._sleep(IDLE_SECONDS)
@@ -172,7 +175,10 @@ class FileSources:
         if scan:
             self.tailer.scan()
             self.watcher.refresh()
-        return [(chunk, self._batch(chunk)) for chunk in self.tailer.poll()]
+        chunks = self.tailer.poll()
+        if len(chunks) == 1:
+            return [(chunks[0], self._batch(chunks[0]))]
+        return list(zip(chunks, self._decoders.map(self._batch, chunks)))  # files decoded side by side
 
     def _batch(self, chunk: Chunk) -> DecodedBatch | None:
         """The chunk's records checked and normalized (None: no records)."""
@@ -240,10 +246,7 @@ class FileSources:
 
 
 def _raw(index: int, line: bytes, value: dict) -> RawRecord:
-    try:
-        return RawRecord(index, line, value, line=orjson.dumps(value))
-    except TypeError as exc:  # e.g. an integer beyond 64 bits in a JSON line
-        return RawRecord(index, line, error=f"record cannot be written as JSON: {exc}")
+    return RawRecord(index, line, value, line=json_line(value, newline=False))
 
 
 __all__ = ["CHECKPOINT_FOLDER", "FileSources", "PROTOCOL", "resolve_intents"]

@@ -152,13 +152,18 @@ def detect_format(head: bytes, configured: str) -> tuple[str, bool]:
     return found, True
 
 
-def json_line(value: dict[str, Any]) -> bytes:
-    """A record as one JSON line, newline included (a value JSON cannot hold, such as an integer beyond 64
-    bits, as a string)."""
+def json_line(value: dict[str, Any], newline: bool = True) -> bytes:
+    """A record as one JSON line (a value JSON cannot hold, such as an integer beyond 64 bits, as a string).
+
+    Copied to a bytes object of its own size: orjson's result keeps a 4 KiB allocation however short it
+    is, and a chunk keeps thousands of them (40 MB per 10,000 records otherwise).
+    """
+    option = orjson.OPT_APPEND_NEWLINE if newline else 0
     try:
-        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+        data = orjson.dumps(value, option=option)
     except TypeError:
-        return orjson.dumps(jsonable(value), option=orjson.OPT_APPEND_NEWLINE)
+        data = orjson.dumps(jsonable(value), option=option)
+    return bytes(memoryview(data))
 
 
 __all__ = ["DECLARED", "RecordMaker", "detect_format", "json_line", "now_iso"]

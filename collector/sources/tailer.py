@@ -50,6 +50,7 @@ from logwarden.formats.containers import CRI, DOCKER
 log = logging.getLogger(__name__)
 
 SCAN_INTERVAL = 1.0
+NOTIFIED_SCAN_INTERVAL = 0.25
 MAX_FILE_BYTES = 4 << 20
 MAX_ROUND_BYTES = 16 << 20
 DETECT_BYTES = 64 << 10
@@ -142,6 +143,7 @@ class Followed:
     since: float = 0.0  # when the state last changed
     last_data: float = 0.0
     saved: bool = False  # whether the checkpoint holds the current path, identity and format
+    created: float = 0.0  # when it was first seen (wall clock)
 
     @property
     def compressed(self) -> bool:
@@ -151,7 +153,8 @@ class Followed:
         """The checkpoint entry of this file at ``offset``."""
         return {"id": self.id, "source": self.source.name, "path": self.path, "real": self.real, "dev": self.dev,
                 "ino": self.ino, "fp": self.fp, "fp_len": self.fp_len, "offset": offset, "skipping": skipping,
-                "format": self.format, "detected": self.detected, "compressed": self.compressed}
+                "format": self.format, "detected": self.detected, "compressed": self.compressed,
+                "created": self.created}
 
     @property
     def pos(self) -> int:
@@ -192,10 +195,19 @@ class Tailer:
         self._sources = {source.name: source for source in self.sources}
         self._scanned = False
         self._fp_index: dict[str, list[str]] = {}
+        self._claimed: set[str] = set()  # rotated files taken for the bytes of entries without fingerprint
+        self._siblings: set[tuple[int, int]] = set()  # rotated files looked at (device, inode)
+        self._started = time.time()
         self._cursor = 0
         self.last_scan = float("-inf")
 
     # finding ------------------------------------------------------------------------------------
+    def scan_due(self, notified: bool) -> bool:
+        """Whether to scan now: every :data:`SCAN_INTERVAL`, and after a notification (inotify) at most every
+        :data:`NOTIFIED_SCAN_INTERVAL` (files created by the hundred cost one scan, not one each)."""
+        since = self.clock() - self.last_scan
+        return since >= SCAN_INTERVAL or (notified and since >= NOTIFIED_SCAN_INTERVAL)
+
     def scan(self) -> None:
         """Expand the globs: follow new files, notice the files that left (rotated or deleted)."""
         now = self.clock()
@@ -221,16 +233,21 @@ class Tailer:
                 if f.state == ROTATED:
                     f.state, f.since = LIVE, now
                 continue
-            self._open(source, path, now)
+            try:
+                self._open(source, path, now)
+            except OSError as exc:  # e.g. replaced by a folder meanwhile: the next scan tries again
+                log.warning("%s: cannot follow: %s", path, exc.strerror or exc)
         for f in list(self.files.values()):
             if f.state == LIVE and (f.dev, f.ino) not in found:
                 links = os.fstat(f.fd).st_nlink if f.fd is not None else 0
                 log.info("%s %s: reading it to its end", f.path, "deleted" if links == 0 else "rotated")
                 f.state, f.since = ROTATED, now
                 f.last_data = max(f.last_data, now)
-        if not self._scanned:
+        first = not self._scanned
+        if first:
             self._scanned = True
             self._resume_lost(now)
+        self._read_unknown_siblings(now, first)
         for source in self.sources:
             self.store.mark_initialized(source.name)
 
@@ -240,11 +257,26 @@ class Tailer:
         except OSError as exc:
             log.warning("%s: cannot open: %s", path, exc.strerror or exc)
             return
+        try:
+            self._start(source, path, fd, now)
+        except BaseException:
+            if not any(f.fd == fd for f in self.files.values()):
+                os.close(fd)
+            raise
+
+    def _start(self, source: FileSource, path: str, fd: int, now: float) -> None:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return
         head = os.pread(fd, FINGERPRINT_BYTES, 0)
         real = os.path.realpath(path)
         entry = self.store.by_inode(st.st_dev, st.st_ino)
         from_start = False
+        if entry is not None and not entry.get("fp_len") and not entry.get("released") and head:
+            # empty when last seen: its bytes may be here, or in a copy if it was rotated and its inode reused
+            if self._continue_weak(entry, now, skip=(st.st_dev, st.st_ino)):
+                entry, from_start = None, True
         if entry is not None:
             if _holds(head, entry) and st.st_size >= entry["offset"]:
                 self._follow(source, path, real, fd, st, head, entry, LIVE, now)
@@ -262,7 +294,7 @@ class Tailer:
         else:
             offset = _after_last_line(fd, st.st_size)
         entry = {"id": secrets.token_hex(8), "source": source.name, "offset": offset, "skipping": False,
-                 "format": None, "detected": False}
+                 "format": None, "detected": False, "created": time.time()}
         self._follow(source, path, real, fd, st, head, entry, LIVE, now)
 
     def _follow(self, source: FileSource, path: str, real: str, fd: int | None, st: os.stat_result | None,
@@ -275,6 +307,7 @@ class Tailer:
         if reader is None and entry.get("fp_len", 0) > fp_len:  # never shorter than at its checkpoint
             f.fp, f.fp_len = entry["fp"], entry["fp_len"]
         f.size_seen = st.st_size if st else -1
+        f.created = entry.get("created") or time.time()
         named = entry.get("path") if state == COPY or (state == ROTATED and entry.get("path")) else path
         extra = {**(self.extra or {}), "file": named} if self.add_file else self.extra
         f.maker = RecordMaker(source, named, extra)
@@ -331,12 +364,16 @@ class Tailer:
         source = self._sources.get(entry["source"])
         if source is None or "fp" not in entry:
             return
+        if not entry.get("fp_len"):
+            if not self._continue_weak(entry, now, skip=skip):
+                self.store.drop(entry["id"])  # empty when last seen, and gone: nothing to read
+            return
         found = _find_copy(entry.get("real") or entry["path"], entry["fp"], entry["fp_len"], entry["offset"],
                            exclude=skip, followed=self._by_inode, identity=(entry["dev"], entry["ino"]))
         if found is None:
             log.warning("%s: rotated away, or deleted, and no copy of it found: what it had after byte %d is "
                         "not read", entry["path"], entry["offset"])
-            self.store.drop(entry["id"])
+            self.store.put({**entry, "released": time.time()})  # remembered: a copy showing up later is known
             return
         path, fd, st, reader = found
         same = fd is not None and (st.st_dev, st.st_ino) == (entry["dev"], entry["ino"])
@@ -345,6 +382,118 @@ class Tailer:
         f = self._follow(source, path, os.path.realpath(path), fd, st, head, entry, ROTATED if same else COPY, now,
                          reader=reader)
         f.fp, f.fp_len = entry["fp"], entry["fp_len"]
+
+    def _read_unknown_siblings(self, now: float, first: bool) -> None:
+        """Rotated files that hold bytes no checkpoint knows: files of a followed file's folder, named after it,
+        that appeared since the last look (at start-up: written since the previous run wrote its checkpoints)
+        and whose first bytes match no entry. They are files created and rotated away between two looks (two
+        rotations while nothing ran; logrotate's ``NAME-DATE.backup`` of a file recreated during its
+        rotation). Read whole, oldest first."""
+        if first:
+            since = self.store.last_run
+        else:
+            since = self._started - 1.0
+        names: dict[str, tuple[set[str], FileSource]] = {}
+        for entry in self.store.entries.values():
+            source = self._sources.get(entry["source"])
+            if source is not None and not entry.get("compressed") and entry.get("fp_len") is not None:
+                folder, name = os.path.split(entry.get("real") or entry["path"])
+                names.setdefault(folder, (set(), source))[0].add(name)
+        known = None
+        found = []
+        for folder, (bases, source) in names.items():
+            try:
+                entries = list(os.scandir(folder or "."))
+            except OSError:
+                continue
+            for item in entries:
+                other = item.name
+                if other in bases or not any(other.startswith(base) for base in bases):
+                    continue
+                if other.endswith(COMPRESSED_SUFFIXES) and not other.endswith(_READABLE):
+                    continue
+                try:
+                    st = item.stat()
+                except OSError:
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if key in self._siblings or key in self._by_inode or not stat.S_ISREG(st.st_mode):
+                    continue
+                self._siblings.add(key)
+                if since is None or st.st_mtime < since or item.path in self._claimed:
+                    continue
+                head = _reader_head(item.path) if other.endswith(_READABLE) else _plain_head(item.path)
+                if known is None:
+                    known = [(entry["fp"], entry["fp_len"]) for entry in self.store.entries.values()
+                             if entry.get("fp_len")]
+                if head and not any(len(head) >= fp_len and fingerprint(head[:fp_len]) == fp for fp, fp_len in known):
+                    found.append((st.st_mtime, item.path, source))
+        for _, path, source in sorted(found, key=lambda item: item[0]):
+            try:
+                if path.endswith(_READABLE):
+                    fd, reader, st, head = None, CompressedReader(path), os.stat(path), _reader_head(path)
+                else:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    reader, st, head = None, os.fstat(fd), os.pread(fd, FINGERPRINT_BYTES, 0)
+            except (OSError, IncompleteCopy):
+                continue
+            self._claimed.add(path)
+            log.info("%s: a rotated file no checkpoint knows (created and rotated away between two looks): "
+                     "read whole", path)
+            entry = {"id": secrets.token_hex(8), "source": source.name, "offset": 0, "skipping": False, "format": None,
+                     "detected": False, "created": time.time(), "path": path}
+            self._follow(source, path, os.path.realpath(path), fd, st, head, entry, COPY, now, reader=reader)
+
+    def _continue_weak(self, entry: dict[str, Any], now: float, skip: tuple[int, int] | None) -> bool:
+        """Follow the bytes of an entry that was empty when last seen (no fingerprint to find them by) in the
+        rotated copy that no checkpoint accounts for: a file of its folder named after it, not empty, whose
+        first bytes match no entry, written since the entry was first seen (the oldest such file). Whether
+        one was found."""
+        source = self._sources.get(entry["source"])
+        if source is None:
+            return False
+        folder, name = os.path.split(entry.get("real") or entry["path"])
+        try:
+            names = sorted(other for other in os.listdir(folder or ".") if other != name and other.startswith(name))
+        except OSError:
+            return False
+        known = [(item["fp"], item["fp_len"]) for item in self.store.entries.values() if item.get("fp_len")]
+        candidates = []
+        for other in names:
+            path = os.path.join(folder, other)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in self._by_inode or (st.st_dev, st.st_ino) == skip or path in self._claimed \
+                    or st.st_mtime < entry.get("created", 0.0) - 1.0 or not stat.S_ISREG(st.st_mode):
+                continue
+            if other.endswith(COMPRESSED_SUFFIXES):
+                if not other.endswith(_READABLE):
+                    continue
+                head = _reader_head(path)
+            else:
+                with open(path, "rb") as handle:
+                    head = handle.read(FINGERPRINT_BYTES)
+            if head and not any(len(head) >= fp_len and fingerprint(head[:fp_len]) == fp for fp, fp_len in known):
+                candidates.append((st.st_mtime, path))
+        for _, path in sorted(candidates):
+            try:
+                if path.endswith(_READABLE):
+                    fd, reader, st = None, CompressedReader(path, entry["offset"]), os.stat(path)
+                    head = _reader_head(path)
+                else:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    reader, st = None, os.fstat(fd)
+                    head = os.pread(fd, FINGERPRINT_BYTES, 0)
+            except (OSError, IncompleteCopy):
+                continue
+            self._claimed.add(path)
+            log.info("%s: empty when last seen; its bytes are taken to be those of %s, the rotated file no "
+                     "checkpoint accounts for", entry["path"], path)
+            self._follow(source, path, os.path.realpath(path), fd, st, head, entry, COPY, now, reader=reader)
+            return True
+        return False
 
     # reading ------------------------------------------------------------------------------------
     def poll(self) -> list[Chunk]:
@@ -395,8 +544,10 @@ class Tailer:
                 data = os.pread(f.fd, min(st.st_size - f.pos, limit), f.pos)
             at_end = f.pos + len(data) >= st.st_size
             if f.fp_len < FINGERPRINT_BYTES and st.st_size > f.fp_len:
+                # at once in the checkpoint: after a crash, a rotated copy is found by these bytes
                 head = os.pread(f.fd, FINGERPRINT_BYTES, 0)
-                f.fp, f.fp_len, f.saved = fingerprint(head), len(head), False
+                f.fp, f.fp_len = fingerprint(head), len(head)
+                self.store.put(f.entry(f.committed, f.committed_skipping))
             f.size_seen = st.st_size
         if data:
             f.framer.feed(data, now)
@@ -464,7 +615,7 @@ class Tailer:
             copy.saved = True
         head = os.pread(f.fd, FINGERPRINT_BYTES, 0)
         entry = {"id": secrets.token_hex(8), "source": f.source.name, "offset": 0, "skipping": False,
-                 "format": f.format, "detected": f.detected}
+                 "format": f.format, "detected": f.detected, "created": time.time()}
         self._follow(f.source, f.path, f.real, f.fd, st, head, entry, LIVE, now)
         return True
 
@@ -551,6 +702,14 @@ def _after_last_line(fd: int, size: int) -> int:
     tail = os.pread(fd, size - start, start)
     cut = tail.rfind(b"\n")
     return start + cut + 1 if cut >= 0 else (0 if start == 0 else size)
+
+
+def _plain_head(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(FINGERPRINT_BYTES)
+    except OSError:
+        return b""
 
 
 def _reader_head(path: str, size: int = FINGERPRINT_BYTES) -> bytes:

@@ -34,10 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT."""
     from logwarden.collector import run_collector
+    from logwarden.common.parentdeath import exit_with_parent
     from logwarden.common.paths import DataDir
     from logwarden.security import stack_auth, stack_tls
     from logwarden.settings import load_settings
 
+    exit_with_parent()  # started by `logwarden up`: stop (SIGTERM) if it dies without stopping us
     settings = load_settings(args.config)
     config = settings.collector
     config.tls = stack_tls(settings)  # the one certificate of every listener

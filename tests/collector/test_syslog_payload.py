@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from logwarden.collector.syslog import SyslogFramer, fast_header, parsed_header, syslog_record
 from logwarden.formats import parse
 from tests.collector.helpers import RunningCollector, collector_config, spooled_rows
+from tests.readme import rsyslog_action
 
 CEF = (
     b"<134>Nov 22 10:00:00 dsm CEF:0|Trend Micro|Deep Security Manager|10.0|600|User Signed In|10|"
@@ -222,6 +223,8 @@ def test_pythons_syslog_handler_with_text_and_json_payloads(tmp_path):
 
 # --- a real rsyslog daemon relaying real samples ---------------------------------------------------------
 
+# The "wrap" ruleset forwards over TCP with the README's own omfwd action ("Send logs from…", rsyslog):
+# RFC 5424, octet counting, its disk-assisted queue.
 RSYSLOG_CONF = """
 global(workDirectory="{work}" maxMessageSize="64k")
 module(load="imfile" PollingInterval="1")
@@ -231,8 +234,7 @@ ruleset(name="relay") {{
   action(type="omfwd" target="127.0.0.1" port="{port}" protocol="udp" template="raw")
 }}
 ruleset(name="wrap") {{
-  action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp" TCP_Framing="octet-counted"
-         template="RSYSLOG_SyslogProtocol23Format")
+  {readme_action}
   action(type="omfwd" target="127.0.0.1" port="{port}" protocol="udp" template="RSYSLOG_SyslogProtocol23Format")
 }}
 input(type="imfile" File="{relay}" Tag="relay" ruleset="relay" freshStartTail="off")
@@ -274,7 +276,8 @@ def test_a_real_rsyslog_relays_real_samples_over_tcp_and_udp(tmp_path, shared_da
         (work / "relay.log").write_bytes(b"\n".join(samples) + b"\n")
         (work / "wrap.log").write_bytes(b"\n".join(app_lines) + b"\n")
         conf = work / "rsyslog.conf"
-        conf.write_text(RSYSLOG_CONF.format(work=work, port=port, relay=work / "relay.log", wrap=work / "wrap.log"))
+        conf.write_text(RSYSLOG_CONF.format(work=work, port=port, relay=work / "relay.log", wrap=work / "wrap.log",
+                                        readme_action=rsyslog_action(port)))
         process = subprocess.Popen([rsyslogd, "-n", "-f", str(conf), "-i", str(work / "rsyslogd.pid")],
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:

@@ -56,7 +56,7 @@ def test_tls_and_tokens_from_logs_to_alerts_and_the_api(tmp_path, ray_head, secu
         assert f"https://127.0.0.1:{stack.http_port}/v1/logs" in banner
         assert f"https://127.0.0.1:{stack.api_port}/v1/search" in banner
         ours = [line for line in banner.splitlines() if line.strip().startswith(("collector", "API"))]
-        assert len(ours) == 5 and not any("http://" in line for line in ours), ours  # Dask's own link stays http
+        assert len(ours) == 7 and not any("http://" in line for line in ours), ours  # Dask's own link stays http
         with pytest.raises(requests.ConnectionError):  # no plain HTTP on the TLS port
             requests.get(f"http://127.0.0.1:{stack.http_port}/health", timeout=10)
         anonymous = requests.post(f"{stack.http_url}/v1/logs", data=b"{}", verify=stack.verify, timeout=10)
