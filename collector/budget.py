@@ -66,3 +66,43 @@ class MemoryBudget:
     def exhausted(self) -> bool:
         """Whether new input would be refused or made to wait."""
         return self.used >= self.limit or bool(self._waiters)
+
+
+#: Bytes of memory reserved per body byte of an HTTP request: the body, its decoded table and the
+#: write-ahead copy.
+MEMORY_PER_BODY_BYTE = 3
+#: What a request of unknown length (chunked) reserves before its body is read.
+CHUNKED_RESERVATION = 16 * 1024 * 1024
+
+
+class Reservation:
+    """Bytes of the memory budget held by one HTTP request."""
+
+    def __init__(self, budget: MemoryBudget, size: int) -> None:
+        self.budget = budget
+        self.size = size if budget.try_acquire(size) else 0
+        self.held = self.size > 0 or size == 0
+
+    @classmethod
+    def for_request(cls, budget: MemoryBudget, length: int | None, max_body_bytes: int) -> "Reservation":
+        """What a request announcing ``length`` bytes (None: chunked) reserves before it is read."""
+        guess = length if length is not None else min(max_body_bytes, CHUNKED_RESERVATION)
+        return cls(budget, MEMORY_PER_BODY_BYTE * guess)
+
+    def grow_to(self, size: int) -> bool:
+        """Hold ``size`` bytes in all; False (holding what it held) when the budget cannot give more."""
+        if size <= self.size:
+            return True
+        if not self.budget.try_acquire(size - self.size):
+            return False
+        self.size = size
+        return True
+
+    def grow_to_decoded(self, body_bytes: int, decoded_bytes: int) -> bool:
+        """``grow_to`` the size a read body of ``body_bytes`` that decompressed to ``decoded_bytes`` holds."""
+        return self.grow_to(body_bytes + (MEMORY_PER_BODY_BYTE - 1) * decoded_bytes)
+
+    def release(self) -> None:
+        """Give everything back."""
+        self.budget.release(self.size)
+        self.size = 0

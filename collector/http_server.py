@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from logwarden.collector.config import CollectorConfig
-from logwarden.collector.budget import MemoryBudget
+from logwarden.collector.budget import Reservation
 from logwarden.collector.decoding import BodyError, decompress
 from logwarden.collector.ingest import Ingestor
 from logwarden.collector.openapi import openapi_text
@@ -22,33 +22,7 @@ from logwarden.common.http import principal, protect, public, requires
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "1"
-CHUNKED_RESERVATION = 16 * 1024 * 1024
 REPLAY_HEADER = "X-Logwarden-Replay"
-# Bytes of memory reserved per body byte: the body, its decoded table and the write-ahead copy.
-MEMORY_PER_BODY_BYTE = 3
-
-
-class _Reservation:
-    """Bytes of the memory budget held by one request."""
-
-    def __init__(self, budget: MemoryBudget, size: int) -> None:
-        self.budget = budget
-        self.size = size if budget.try_acquire(size) else 0
-        self.held = self.size > 0 or size == 0
-
-    def grow_to(self, size: int) -> bool:
-        """Hold ``size`` bytes in all; False (holding what it held) when the budget cannot give more."""
-        if size <= self.size:
-            return True
-        if not self.budget.try_acquire(size - self.size):
-            return False
-        self.size = size
-        return True
-
-    def release(self) -> None:
-        """Give everything back."""
-        self.budget.release(self.size)
-        self.size = 0
 
 
 def _error_body(status: int, message: str) -> dict:
@@ -110,8 +84,7 @@ class HttpApi:
         # Reserve memory before reading: the announced length, or a share of the limit for chunked bodies;
         # once the body is read and decompressed, the reservation grows to its real size or the request
         # is refused.
-        guess = length if length is not None else min(self.config.max_body_bytes, CHUNKED_RESERVATION)
-        reservation = _Reservation(self.ingestor.budget, MEMORY_PER_BODY_BYTE * guess)
+        reservation = Reservation.for_request(self.ingestor.budget, length, self.config.max_body_bytes)
         if not reservation.held:
             return self._throttled()
         try:
@@ -136,7 +109,7 @@ class HttpApi:
             except BodyError as exc:
                 self.metrics.rejected.labels("http", "bad_body").inc()
                 return _error(400, str(exc))
-            if not reservation.grow_to(len(body) + (MEMORY_PER_BODY_BYTE - 1) * len(data)):
+            if not reservation.grow_to_decoded(len(body), len(data)):
                 return self._throttled()
             del body
             try:

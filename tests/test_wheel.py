@@ -9,6 +9,7 @@ added after the install), so no download is needed; logwarden itself comes from 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import site
 import subprocess
@@ -26,12 +27,27 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA_FILES = {"log_schema.yaml", "anomaly_schema.yaml", "service_inventory.yaml"}
 
 
+def _source_copy(target: Path) -> Path:
+    """The checkout's files (tracked, and untracked ones git does not ignore) copied to ``target``, so
+    the build neither writes into the checkout nor packs a stale ``build/`` left there."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True)
+    if listed.returncode != 0:  # not a git checkout (an unpacked sdist): build in place
+        return REPO
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     build = tmp_path_factory.mktemp("build")
+    source = _source_copy(tmp_path_factory.mktemp("source"))
     done = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
         capture_output=True, text=True, timeout=300, cwd=build,
         env={**os.environ, "TMPDIR": str(build)},
     )

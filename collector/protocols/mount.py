@@ -42,6 +42,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from aiohttp import web
 
+from logwarden.collector.budget import Reservation
 from logwarden.collector.decoding import BodyError, decompress
 from logwarden.collector.ingest import IngestResult, Ingestor
 from logwarden.collector.protocols import registered_protocols
@@ -53,31 +54,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Authenticate = Callable[[web.Request], "str | Awaitable[str]"]
-#: Bytes of memory reserved per body byte: the body, its decoded table and the write-ahead copy.
-MEMORY_PER_BODY_BYTE = 3
-CHUNKED_RESERVATION = 16 * 1024 * 1024
 RETRY_AFTER_SECONDS = "1"
-
-
-class _Reservation:
-    """Bytes of the memory budget held by one request."""
-
-    def __init__(self, budget: Any, size: int) -> None:
-        self.budget = budget
-        self.size = size if budget.try_acquire(size) else 0
-        self.held = self.size > 0 or size == 0
-
-    def grow_to(self, size: int) -> bool:
-        if size <= self.size:
-            return True
-        if not self.budget.try_acquire(size - self.size):
-            return False
-        self.size = size
-        return True
-
-    def release(self) -> None:
-        self.budget.release(self.size)
-        self.size = 0
 
 
 def content_type_of(request: web.Request) -> str:
@@ -200,8 +177,7 @@ class _Endpoint:
             if self.fallback is not None:  # it refuses as well, in its own words
                 return await self.fallback(request)
             return self._refuse(first, _head(request), 413, f"body of {length} bytes exceeds the {self.max_body}-byte limit")
-        guess = length if length is not None else min(self.max_body, CHUNKED_RESERVATION)
-        reservation = _Reservation(self.ingestor.budget, MEMORY_PER_BODY_BYTE * guess)
+        reservation = Reservation.for_request(self.ingestor.budget, length, self.max_body)
         if not reservation.held:
             if self.fallback is not None:
                 return await self.fallback(request)
@@ -216,7 +192,7 @@ class _Endpoint:
         return answer
 
     async def _read_and_ingest(
-        self, request: web.Request, tenant: str, reservation: _Reservation
+        self, request: web.Request, tenant: str, reservation: Reservation
     ) -> web.StreamResponse | None:
         """The answer, or None when the fallback handler is to answer (after the reservation is released)."""
         first = self.candidates[0]
@@ -253,7 +229,7 @@ class _Endpoint:
                 return None
             return self._refuse(first, preq, 415, f"content type {content_type or '(none)'!r} is not taken here")
         self.ingestor.metrics.bytes.labels(protocol.name).inc(len(body))
-        if not reservation.grow_to(len(body) + (MEMORY_PER_BODY_BYTE - 1) * len(data)):
+        if not reservation.grow_to_decoded(len(body), len(data)):
             self.ingestor.metrics.throttled.labels(protocol.name).inc()
             return self._refuse(protocol, preq, 429, "the collector is at its memory budget; retry later")
         del body, data
