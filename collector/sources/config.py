@@ -5,7 +5,7 @@ any other input; ``logwarden agent`` follows them on a node and ships them to a 
 The section is a list; each item is one source::
 
     sources:
-      - type: file                              # the only type for now
+      - type: file                              # the one source type
         name: app                               # default: the paths joined (names the checkpoints)
         paths: [/var/log/app/*.log]             # globs (``**`` descends); a string is one glob
         exclude: ["*.tmp"]                      # globs on the path or the file name

@@ -18,6 +18,7 @@ continues the pending one.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 
 from logwarden.collector.sources.config import Multiline
 
@@ -39,16 +40,16 @@ _GO_TRACE = re.compile(
 NORMAL, TRACE, EXCEPTION, CHAIN = 0, 1, 2, 3
 
 
-class Rule:
+class Rule(ABC):
     """Decides whether a line continues the pending record; ``state`` is the rule's state of that record."""
 
     def start_state(self, line: bytes) -> int:
         """The state of a record that ``line`` begins."""
         return NORMAL
 
+    @abstractmethod
     def continues(self, line: bytes, state: int) -> tuple[bool, int]:
         """(whether ``line`` continues the record, the record's new state)."""
-        raise NotImplementedError
 
 
 class StartPattern(Rule):
