@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp import web
 
 from logwarden.collector.batch import BatchDecoder
@@ -133,3 +134,18 @@ class ProtocolServer:
 
 def attributes(row: dict) -> dict:
     return orjson.loads(row["attributes"]) if row["attributes"] else {}
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A running ProtocolServer, stopped at the end unless the test stopped it (to read its spool)."""
+    running = ProtocolServer(tmp_path).__enter__()
+    yield running
+    if not getattr(running, "stopped", False):
+        stop(running)
+
+
+def stop(server: ProtocolServer) -> None:
+    """Stop the collector (its open batch goes to the spool, where the test reads it)."""
+    server.stopped = True
+    server.__exit__(None, None, None)

@@ -120,3 +120,19 @@ def clean_records(draw) -> dict:
     if draw(st.booleans()):
         record["duration_ms"] = draw(st.floats(min_value=0, allow_infinity=False) | st.integers(0, 2**53))
     return record
+
+
+@st.composite
+def mutated(draw, body: bytes) -> bytes:
+    """``body`` cut, with a byte flipped, bytes inserted, spliced with itself, or replaced by random bytes."""
+    kind = draw(st.sampled_from(["cut", "flip", "insert", "random", "splice"]))
+    if kind == "random":
+        return draw(st.binary(max_size=400))
+    position = draw(st.integers(0, max(0, len(body) - 1)))
+    if kind == "cut":
+        return body[:position]
+    if kind == "flip":
+        return body[:position] + bytes([draw(st.integers(0, 255))]) + body[position + 1:]
+    if kind == "insert":
+        return body[:position] + draw(st.binary(min_size=1, max_size=20)) + body[position:]
+    return body[:position] + body[draw(st.integers(0, len(body))):]

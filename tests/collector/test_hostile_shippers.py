@@ -23,6 +23,7 @@ from logwarden.collector.protocols.splunk_hec import SplunkHec
 from logwarden.collector.streams import SyslogSession
 from logwarden.collector.syslog import syslog_record
 from logwarden.collector.validation import RecordLimits, RecordValidator, SkewLimits
+from tests.collector.strategies import mutated
 from tests.collector.test_hostile_input import HOSTILE_LINES
 
 DECODER = BatchDecoder(
@@ -40,21 +41,6 @@ def check_batch(batch) -> None:
     assert batch.table.num_rows == batch.accepted
     assert all(rejection.error for _, rejection in batch.rejected)
     assert batch.payload.count(b"\n") == batch.accepted  # one write-ahead line per accepted record
-
-
-@st.composite
-def mutated(draw, body: bytes) -> bytes:
-    kind = draw(st.sampled_from(["cut", "flip", "insert", "random", "splice"]))
-    if kind == "random":
-        return draw(st.binary(max_size=400))
-    position = draw(st.integers(0, max(0, len(body) - 1)))
-    if kind == "cut":
-        return body[:position]
-    if kind == "flip":
-        return body[:position] + bytes([draw(st.integers(0, 255))]) + body[position + 1:]
-    if kind == "insert":
-        return body[:position] + draw(st.binary(min_size=1, max_size=20)) + body[position:]
-    return body[:position] + body[draw(st.integers(0, len(body))):]
 
 
 # --- Elasticsearch bulk -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import requests
 from elasticsearch import Elasticsearch, helpers
 
-from tests.collector.protocol_server import TOKENS, ProtocolServer, attributes
+from tests.collector.protocol_server import TOKENS, attributes, server, stop  # noqa: F401  (server: a fixture)
 
 TOKEN = next(iter(TOKENS))
 ECS_DOCS = [
@@ -42,20 +42,6 @@ ECS_DOCS = [
 def actions(docs, index="logs-app", op="index"):
     for n, doc in enumerate(docs):
         yield {"_op_type": op, "_index": index, "_id": f"id-{n}", "_source": doc}
-
-
-@pytest.fixture
-def server(tmp_path):
-    running = ProtocolServer(tmp_path).__enter__()
-    yield running
-    if not getattr(running, "stopped", False):
-        stop(running)
-
-
-def stop(server: ProtocolServer) -> None:
-    """Stop the collector (its open batch goes to the spool, where the test reads it)."""
-    server.stopped = True
-    server.__exit__(None, None, None)
 
 
 def client(server, **options) -> Elasticsearch:

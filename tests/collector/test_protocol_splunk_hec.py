@@ -12,7 +12,7 @@ import pytest
 import requests
 from splunk_handler import SplunkHandler
 
-from tests.collector.protocol_server import TOKENS, ProtocolServer, attributes
+from tests.collector.protocol_server import TOKENS, attributes, server, stop  # noqa: F401  (server: a fixture)
 
 TOKEN = next(iter(TOKENS))
 SPLUNK = {"Authorization": f"Splunk {TOKEN}"}
@@ -20,19 +20,6 @@ CEF = (
     "CEF:0|Trend Micro|Deep Security Manager|10.0|600|User Signed In|10|"
     "src=10.52.116.160 suser=admin target=admin msg=User signed in from 10.52.116.160"
 )
-
-
-@pytest.fixture
-def server(tmp_path):
-    running = ProtocolServer(tmp_path).__enter__()
-    yield running
-    if not getattr(running, "stopped", False):
-        stop(running)
-
-
-def stop(server: ProtocolServer) -> None:
-    server.stopped = True
-    server.__exit__(None, None, None)
 
 
 def test_splunk_handler_ships_python_logging_records_as_concatenated_events(server):

@@ -24,6 +24,7 @@ from logwarden.collector.protocols import ProtocolRequest, registered_protocols
 from logwarden.collector.protocols.snappy import decompress_snappy
 from logwarden.collector.validation import RecordLimits, RecordValidator, SkewLimits
 from tests.collector.protocol_server import ProtocolServer
+from tests.collector.strategies import mutated
 from tests.collector.test_hostile_input import HOSTILE_LINES, VALID
 from tests.collector.test_protocols import LOKI_LINES, PROTOBUF, loki_json, loki_protobuf, log_record, otlp_request
 
@@ -63,21 +64,6 @@ def decode(name: str, content_type: str, body: bytes):
     assert all(rejection.error for _, rejection in batch.rejected)
     assert batch.table.num_rows == batch.accepted
     return batch
-
-
-@st.composite
-def mutated(draw, body: bytes) -> bytes:
-    kind = draw(st.sampled_from(["cut", "flip", "insert", "random", "splice"]))
-    if kind == "random":
-        return draw(st.binary(max_size=400))
-    position = draw(st.integers(0, max(0, len(body) - 1)))
-    if kind == "cut":
-        return body[:position]
-    if kind == "flip":
-        return body[:position] + bytes([draw(st.integers(0, 255))]) + body[position + 1:]
-    if kind == "insert":
-        return body[:position] + draw(st.binary(min_size=1, max_size=20)) + body[position:]
-    return body[:position] + body[draw(st.integers(0, len(body))):]
 
 
 @pytest.mark.parametrize("name, content_type", list(SAMPLES))
