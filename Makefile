@@ -3,6 +3,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= ./data
 ARGS ?=
+# `make test` runs the suite on this many pytest workers (one file per worker at a time), then the tests
+# marked `solo` alone; with ARGS, pytest runs just what ARGS names.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint setup bench clean
 
@@ -17,7 +20,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	@bash environment/install-test-packages.sh
 	$(VENV)/bin/ruff check .
+ifeq ($(strip $(ARGS)),)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not solo"
+	$(PY) -m pytest -m solo
+else
 	$(PY) -m pytest $(ARGS)
+endif
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

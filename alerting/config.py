@@ -1,8 +1,10 @@
 """The ``alerting:`` section of the logwarden configuration file, validated on load.
 
 This module holds what is generic: routing outside business hours, escalation, delivery (retries
-and circuit breakers), grouping, and the generic keys of every channel (``rate_limit``,
-``group_wait``). Each receiver section (``pagerduty``, ``slack``, ``email``, ...) is described by
+and circuit breakers), grouping, the generic keys of every channel (``rate_limit``,
+``group_wait``), and the Alertmanager-style routing: the tree ``route``, the named ``receivers``
+(each a list of channel configurations of the registered kinds, ``slack_configs``,
+``pagerduty_configs``, ...), ``inhibit_rules`` and ``time_intervals``. Each receiver section (``pagerduty``, ``slack``, ``email``, ...) is described by
 its own module in ``alerting/notify/``, which registers its schema, its typed configuration and its
 construction (``alerting.notify.registry``); the schema of the section is assembled from them.
 
@@ -22,6 +24,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
+from logwarden.alerting.dispatch.hours import BusinessHours
+from logwarden.alerting.dispatch.intervals import INTERVALS_SCHEMA, TimeInterval, parse_intervals
+from logwarden.alerting.dispatch.tree import DASHBOARD, ROUTE_SCHEMA, RouteNode, parse_route
+from logwarden.alerting.inhibit.rules import INHIBIT_SCHEMA, InhibitRule, parse_inhibit_rules
 from logwarden.alerting.notify.registry import (
     DURATION,
     SEVERITIES,
@@ -92,7 +98,30 @@ SETTINGS_SCHEMA: dict[str, Any] = {
             "channels": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "route": {"$ref": "#/$defs/route"},
+    "receivers": {"type": "array"},  # its items are described per registered kind (alerting_schema)
+    "inhibit_rules": INHIBIT_SCHEMA,
+    "time_intervals": INTERVALS_SCHEMA,
 }
+CONFIGS_SUFFIX = "_configs"  # receivers[].slack_configs: a list of alerting.slack sections
+
+
+def receivers_schema(kinds: dict[str, ReceiverKind]) -> dict[str, Any]:
+    """The JSON Schema of ``receivers:``: named receivers, each with ``<kind>_configs`` lists."""
+    configs = {
+        f"{name}{CONFIGS_SUFFIX}": {"type": "array", "items": kind.section_schema()}
+        for name, kind in kinds.items()
+        if kind.channel_keys
+    }
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"}, **configs},
+        },
+    }
 
 
 def alerting_schema(kinds: dict[str, ReceiverKind] | None = None) -> dict[str, Any]:
@@ -105,7 +134,12 @@ def alerting_schema(kinds: dict[str, ReceiverKind] | None = None) -> dict[str, A
     return {
         "type": "object",
         "additionalProperties": False,
-        "properties": {**SETTINGS_SCHEMA, **{name: kind.section_schema() for name, kind in kinds.items()}},
+        "$defs": {"route": ROUTE_SCHEMA},
+        "properties": {
+            **SETTINGS_SCHEMA,
+            "receivers": receivers_schema(kinds),
+            **{name: kind.section_schema() for name, kind in kinds.items()},
+        },
     }
 
 
@@ -121,13 +155,22 @@ class DeliveryPolicy:
 
 
 @dataclass(frozen=True)
-class BusinessHours:
-    """Opening hours in a time zone (end exclusive; ``end`` before ``start`` spans midnight)."""
+class ChannelConfig:
+    """One channel of a named receiver: ``receivers[i].<kind>_configs[j]``, delivered as ``channel``."""
 
-    timezone: ZoneInfo
-    days: tuple[int, ...] = (0, 1, 2, 3, 4)
-    start: dtime = dtime(9, 0)
-    end: dtime = dtime(18, 0)
+    channel: str
+    kind: str
+    config: Any
+    rate_limit: RateLimit | None = None
+    group_wait: float | None = None
+
+
+@dataclass(frozen=True)
+class NamedReceiver:
+    """A receiver of ``receivers:``: a name and its channels (none: alerts stop at the dashboard)."""
+
+    name: str
+    channels: tuple[ChannelConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,7 +201,12 @@ class AlertingConfig:
 
     ``receivers`` holds the typed configuration of each receiver section present (by section name,
     e.g. ``receivers["email"].digest.every``); ``rate_limits`` and ``group_waits`` the generic keys
-    of those sections (a rate limit also from the receiver's registered default).
+    of those sections (a rate limit also from the receiver's registered default), and of the channels
+    of named receivers.
+
+    ``route`` is the routing tree (None: the default tree of the rules file), ``named_receivers`` the
+    receivers of ``receivers:`` by name, ``inhibit_rules`` and ``time_intervals`` (by name, with
+    ``business_hours`` among them when set) what mutes alerts.
     """
 
     dashboard_url: str | None = None
@@ -172,6 +220,18 @@ class AlertingConfig:
     receivers: dict[str, Any] = field(default_factory=dict)
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
     group_waits: dict[str, float] = field(default_factory=dict)
+    route: RouteNode | None = None
+    named_receivers: dict[str, NamedReceiver] = field(default_factory=dict)
+    inhibit_rules: tuple[InhibitRule, ...] = ()
+    time_intervals: dict[str, TimeInterval] = field(default_factory=dict)
+
+    def channels_of(self, receiver: str) -> list[str]:
+        """The channels a receiver of the routing tree delivers to: a named receiver's channels, else
+        the channel of that name (a top-level section such as ``slack``, or ``dashboard``)."""
+        named = self.named_receivers.get(receiver)
+        if named is None:
+            return [receiver]
+        return [c.channel for c in named.channels]
 
     def group_wait_for(self, channel: str) -> float:
         """The grouping delay of ``channel`` (its own ``group_wait`` or the section's)."""
@@ -308,23 +368,75 @@ def _parse(section: dict | None) -> AlertingConfig:
             rate_limits[name] = rate
         if "group_wait" in raw:
             group_waits[name] = duration(raw["group_wait"], [name, "group_wait"])
+    business_hours = _business_hours(data["business_hours"]) if "business_hours" in data else None
+    intervals = parse_intervals(data.get("time_intervals") or (), business_hours, ["time_intervals"])
+    named = _named_receivers(data.get("receivers") or (), kinds)
+    for receiver in named.values():
+        for channel in receiver.channels:
+            if channel.rate_limit is not None:
+                rate_limits[channel.channel] = channel.rate_limit
+            if channel.group_wait is not None:
+                group_waits[channel.channel] = channel.group_wait
+    route = None
+    if "route" in data:
+        names = set(named) | {n for n, k in kinds.items() if k.channel_keys} | {DASHBOARD}
+        route = parse_route(data["route"], names, set(intervals))
     return AlertingConfig(
         dashboard_url=data.get("dashboard_url"),
         group_wait=duration(data.get("group_wait", 10), ["group_wait"]),
         poll_interval=max(0.01, duration(data.get("poll_interval", 1), ["poll_interval"])),
         flush_timeout=duration(data.get("flush_timeout", 10), ["flush_timeout"]),
         delivery=delivery,
-        business_hours=_business_hours(data["business_hours"]) if "business_hours" in data else None,
+        business_hours=business_hours,
         after_hours=tuple(routes),
         escalation=escalation,
         receivers=configured,
         rate_limits=rate_limits,
         group_waits=group_waits,
+        route=route,
+        named_receivers=named,
+        inhibit_rules=parse_inhibit_rules(data.get("inhibit_rules") or (), ["inhibit_rules"]),
+        time_intervals=intervals,
     )
+
+
+def _named_receivers(raw: list[dict], kinds: dict[str, ReceiverKind]) -> dict[str, NamedReceiver]:
+    """The validated ``receivers:`` list by name; each channel is ``<receiver>.<kind>`` (then ``.2``,
+    ``.3`` for further channels of the same kind)."""
+    out: dict[str, NamedReceiver] = {}
+    for i, item in enumerate(raw):
+        name = item["name"]
+        if name in out:
+            raise SectionError(["receivers", i, "name"], f"receiver {name!r} is defined twice")
+        if name in kinds or name == DASHBOARD:
+            raise SectionError(["receivers", i, "name"], f"{name!r} is the name of a built-in receiver")
+        channels: list[ChannelConfig] = []
+        for key, configs in item.items():
+            if key == "name":
+                continue
+            kind = kinds[key[: -len(CONFIGS_SUFFIX)]]
+            for j, section in enumerate(configs):
+                path = ["receivers", i, key, j]
+                channel = f"{name}.{kind.name}" + (f".{j + 1}" if j else "")
+                channels.append(_channel_config(channel, kind, section, path))
+        out[name] = NamedReceiver(name, tuple(channels))
+    return out
+
+
+def _channel_config(channel: str, kind: ReceiverKind, section: dict, path: list) -> ChannelConfig:
+    try:
+        config = kind.parse(section)
+    except SectionError as exc:
+        raise SectionError([*path, *exc.path], exc.message) from None
+    rate = parse_rate_limit(section.get("rate_limit"), [*path, "rate_limit"]) or kind.rate_limit
+    wait = duration(section["group_wait"], [*path, "group_wait"]) if "group_wait" in section else None
+    return ChannelConfig(channel, kind.name, config, rate, wait)
 
 
 __all__ = [
     "AfterHoursRoute",
+    "ChannelConfig",
+    "NamedReceiver",
     "AlertingConfig",
     "AlertingConfigError",
     "BusinessHours",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import orjson
 
 from logwarden.alerting.config import EscalationPolicy
+from logwarden.alerting.inhibit.state import INHIBITED
 from logwarden.alerting.notify.base import ESCALATION
 from logwarden.alerting.store import AlertStore
 
@@ -42,7 +43,7 @@ def escalate_due(
         rows = db.execute(
             f"SELECT * FROM alerts a WHERE a.status='firing' AND a.resolved_at IS NULL "
             f"AND a.acked_at IS NULL "
-            f"AND a.silenced_by IS NULL AND a.severity IN ({marks}) AND a.escalations < ? "
+            f"AND a.silenced_by IS NULL AND NOT {INHIBITED} AND a.severity IN ({marks}) AND a.escalations < ? "
             f"AND a.received_at + ? * (a.escalations + 1) <= ? "
             f"AND a.id = (SELECT min(b.id) FROM alerts b WHERE b.dedup_key=a.dedup_key AND b.status='firing' "
             f"AND b.resolved_at IS NULL)",

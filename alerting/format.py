@@ -55,10 +55,26 @@ def title(anomaly: Anomaly) -> str:
     return f"[{state}] {anomaly.rule} · {key}"
 
 
+def why(anomaly: Anomaly) -> str:
+    """Why an ML alert fired, in one line: its top signals with their values against normal ("" for the
+    other rule kinds, whose value and threshold say it all)."""
+    explanation = getattr(anomaly, "explanation", None) or {}
+    return str(explanation.get("text") or "")
+
+
+def signals(anomaly: Anomaly) -> list[dict]:
+    """The top contributing signals of an ML alert (``[{"signal", "value", "normal", ...}]``)."""
+    explanation = getattr(anomaly, "explanation", None) or {}
+    return list(explanation.get("signals") or [])
+
+
 def summary(anomaly: Anomaly) -> str:
-    """One line: value against threshold over the window, and the action required."""
+    """One line: value against threshold over the window, why (ML alerts), and the action required."""
     window = f"{anomaly.window_start[:10]} {_hhmm(anomaly.window_start)}–{_hhmm(anomaly.window_end)} UTC"
     text = f"value {_number(anomaly.value)} (threshold {anomaly.threshold}) in {window}"
+    reason = why(anomaly)
+    if anomaly.status != RESOLVED and reason:
+        text += f" · why: {reason}"
     if anomaly.status != RESOLVED and anomaly.action:
         text += f" · action: {anomaly.action}"
     return text
@@ -93,6 +109,7 @@ class AlertView:
     link: str | None = None
     colour: str = "#607D8B"
     dedup_key: str = ""
+    why: str = ""  # ML alerts: the top signals against normal, one line
 
     def text(self) -> str:
         """Plain text, several lines (e-mail, webhooks, console)."""
@@ -107,6 +124,8 @@ class AlertView:
             f"Window:    {self.window}",
             f"Time:      {self.time}",
         ]
+        if self.why:
+            lines.append(f"Why:       {self.why}")
         if self.action:
             lines.append(f"Action:    {self.action}")
         if self.samples:
@@ -142,6 +161,7 @@ def view(anomaly: Anomaly, dashboard_url: str | None = None) -> AlertView:
         link=alert_link(dashboard_url, anomaly),
         colour=RESOLVED_COLOUR if resolved else SEVERITY_COLOURS.get(anomaly.severity, "#607D8B"),
         dedup_key=anomaly.dedup_key,
+        why="" if resolved else why(anomaly),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from logwarden.alerting.inhibit.state import inhibited_by
 from logwarden.alerting.notify.base import ACKNOWLEDGE
 from logwarden.alerting.store import DEAD, PENDING, SENDING, AlertStore
 from logwarden.common.tenants import DEFAULT_TENANT
@@ -46,6 +47,8 @@ _ALERT_COLUMNS = (
     "resolved_at",
 )
 ACK_CHANNELS = ("pagerduty",)
+# the PagerDuty channels of named receivers: receivers[].pagerduty_configs -> <receiver>.pagerduty[.N]
+_NAMED_ACK = " OR ".join(f"(m.channel GLOB '*.{c}' OR m.channel GLOB '*.{c}.[0-9]*')" for c in ACK_CHANNELS)
 
 
 _STORES: dict[Path, AlertStore] = {}
@@ -73,6 +76,8 @@ def _alert_dict(row: Any, deliveries: list[dict] | None = None) -> dict[str, Any
         action=data.get("action", ""),
         description=data.get("description", ""),
         kind=data.get("kind", ""),
+        why=(data.get("explanation") or {}).get("text", ""),  # ML alerts: the signals behind it
+        actionable=data.get("actionable"),
     )
     if deliveries is not None:
         out["deliveries"] = deliveries
@@ -148,12 +153,15 @@ def get_alert(
     where: AlertStore | Path | str, ref: str | int, tenant: str | None = None
 ) -> dict[str, Any] | None:
     """One alert by number, anomaly id or dedup key (the newest of that incident); None when there is
-    none, or when ``tenant`` is given and the alert is another tenant's."""
+    none, or when ``tenant`` is given and the alert is another tenant's. ``inhibited_by`` says which
+    firing alert and inhibition rule muted it (None when none did)."""
     store = _store(where)
     row = _find(store, ref, tenant)
     if row is None:
         return None
-    return _alert_dict(row, _deliveries(store, [row["id"]])[row["id"]])
+    out = _alert_dict(row, _deliveries(store, [row["id"]])[row["id"]])
+    out["inhibited_by"] = inhibited_by(store, int(row["id"]))
+    return out
 
 
 def _find(store: AlertStore, ref: str | int, tenant: str | None = None) -> Any:
@@ -220,8 +228,8 @@ def acknowledge(
         if ids:
             paged = db.execute(
                 f"SELECT DISTINCT m.channel FROM messages m JOIN message_alerts ma ON ma.message_id=m.id "
-                f"WHERE ma.alert_id IN ({','.join('?' * len(ids))}) AND m.channel IN "
-                f"({','.join('?' * len(ACK_CHANNELS))})",
+                f"WHERE ma.alert_id IN ({','.join('?' * len(ids))}) AND (m.channel IN "
+                f"({','.join('?' * len(ACK_CHANNELS))}) OR {_NAMED_ACK})",
                 (*ids, *ACK_CHANNELS),
             ).fetchall()
             escalations = max(int(t["escalations"]) for t in targets)

@@ -308,10 +308,11 @@ class AlertStore:
             return 0
         with self.transaction() as db:
             return db.execute(
-                f"UPDATE messages SET not_before=? WHERE state=? AND not_before>? AND attempts=0 "
-                f"AND channel IN ({','.join('?' * len(channels))}) "
+                # never attempted: no backoff to keep, so its next attempt is due now as well
+                f"UPDATE messages SET not_before=?, next_attempt_at=? WHERE state=? AND not_before>? "
+                f"AND attempts=0 AND channel IN ({','.join('?' * len(channels))}) "
                 f"AND kind IN ({','.join('?' * len(kinds))})",
-                (now, PENDING, now, *channels, *kinds),
+                (now, now, PENDING, now, *channels, *kinds),
             ).rowcount
 
     def outstanding(self, channels: Iterable[str], now: float) -> int:

@@ -3,7 +3,8 @@
 Prints JSON: per-format detection accuracy (expected formats from
 ``tests/processing/test_formats_samples.py``), overall and per-file (macro) accuracy, µs per
 record for ``detect`` and for ``parse`` (format given, and detect+parse), per format too, and the
-syslog test-vector valid/invalid agreement.
+syslog test-vector valid/invalid agreement, and the detection of the exporters' shapes of CloudTrail and
+Windows events (``wild_shapes``).
 
     python bench/formats.py [--data ../shared/data] [--repeat 3]
 """
@@ -20,11 +21,14 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from logwarden.formats import RawRecord, detect, parse, read_records  # noqa: E402
 from tests.processing.test_formats_samples import sample_records  # noqa: E402
+from tests.processing.test_formats_wild import CASES as WILD_CASES  # noqa: E402
 
 VECTORS = {"go-syslog_rfc5424_machine_test_vectors.jsonl": "syslog-rfc5424",
            "go-syslog_rfc3164_machine_test_vectors.jsonl": "syslog-rfc3164",
@@ -115,6 +119,20 @@ def vector_agreement(syslog_dir: Path) -> dict[str, Any]:
     return out
 
 
+def wild_shapes() -> dict[str, Any]:
+    """Detection of the exporters' shapes of ``tests/processing/test_formats_wild.py`` (one fixture each,
+    written from the vendors' documentation): family found, its confidence, and µs per detect."""
+    shapes: dict[str, Any] = {}
+    right = 0
+    for name, record, family, _band, *_ in WILD_CASES:
+        data = record.encode() if isinstance(record, str) else orjson.dumps(record)
+        found = detect(data)
+        right += found.format == family
+        shapes[name] = {"expected": family, "detected": found.format, "confidence": round(found.confidence, 4),
+                        "detect_us": _us(lambda data=data: [detect(data) for _ in range(200)], 200, 3)}
+    return {"shapes": len(WILD_CASES), "accuracy": round(right / len(WILD_CASES), 5), "per_shape": shapes}
+
+
 def loghub_false_positives(loghub_dir: Path) -> dict[str, Any]:
     """Held-out Loghub application logs are free text: how many records a structured format claims."""
     total = claimed = 0
@@ -139,6 +157,7 @@ def main() -> int:
     report = {"accuracy": accuracy(samples), "timing": timings(samples, args.repeat),
               "read_records_us": round(read_s / len(samples) * 1e6, 2),
               "syslog_vectors": vector_agreement(formats_dir / "syslog"),
+              "wild_shapes": wild_shapes(),
               "loghub_text_false_positives": loghub_false_positives(args.data / "loghub")}
     print(json.dumps(report, indent=2))
     return 0

@@ -1,13 +1,14 @@
 """Soak: logwarden as a whole keeps its promises under load and faults, in one command.
 
 ``python bench/soak.py --minutes N --rate R`` starts the full stack (``logwarden up`` on embedded
-defaults, on a Ray head of its own, with a config file that points PagerDuty, Slack and SMTP at
-local receivers), drives it at R records/s (JSON app logs over HTTP, NDJSON and syslog over TCP,
-RFC 3164 text lines, hostile records mixed in) with scheduled incidents whose alerts are known in
-advance, injects faults (collector ``kill -9``, a Dask worker killed mid-batch, the Ray detector
-actors killed, channels down, a 5x burst, ``kill -9`` of ``logwarden up`` itself and its restart, a
-garbage spool batch; with ``--faults all`` also a disk-full window on a tmpfs data dir), then prints one JSON report: the verdict of each promise
-with its evidence, ack-to-alert latency, sustained records/s and the peak RSS of each process.
+defaults, on a Ray head and a Dask cluster of its own, with a config file that points PagerDuty, Slack
+and SMTP at local receivers), drives it at R records/s (JSON app logs over HTTP, NDJSON and syslog over
+TCP, RFC 3164 text lines, hostile records mixed in) with scheduled incidents whose alerts are known in
+advance, injects faults (collector ``kill -9``, a Dask worker killed mid-batch, the Dask scheduler
+killed, the Ray detector actors killed, channels down, a 5x burst, ``kill -9`` of ``logwarden up``
+itself and its restart, a garbage spool batch; with ``--faults all`` also a disk-full window on a tmpfs
+data dir and the Ray head killed), then prints one JSON report: the verdict of each promise with its
+evidence, ack-to-alert latency, sustained records/s and the peak RSS of each process.
 
 The exit status is 0 when every promise held, 1 when one broke, 2 when the soak could not run.
 The schedule and what each verdict checks: ``bench/soak/plan.py`` and ``bench/soak/verify.py``.
@@ -51,10 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds allowed after the drain for the expected alerts to arrive (default 120)")
     parser.add_argument("--settle-seconds", type=float, default=10.0,
                         help="seconds to keep watching the channels once every expected alert arrived (default 10)")
-    parser.add_argument("--dask-workers", type=int, default=2, help="workers of the local Dask cluster (default 2)")
+    parser.add_argument("--dask-workers", type=int, default=2, help="worker processes of the soak's Dask cluster (default 2)")
     parser.add_argument("--faults", default=",".join(DEFAULT_FAULTS),
                         help=f"comma-separated faults to inject, or 'all' ({','.join(FAULT_KINDS)}); default "
-                             f"{','.join(DEFAULT_FAULTS)} (disk_full, which mounts a tmpfs, only when asked); "
+                             f"{','.join(DEFAULT_FAULTS)} (disk_full, which mounts a tmpfs, and kill_ray_head only when asked); "
                              "fewer faults isolate the cause of a broken promise")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put the data (default a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (data, logs) after the run")

@@ -97,6 +97,11 @@ class ColumnarValidator:
         )
         self.data_schema = pa.schema([full.field(rule.name) for rule in rules] + [full.field("attributes")])
 
+    @property
+    def parse_schema(self) -> pa.Schema:
+        """The declared fields with the Arrow types ``parse`` gives them (what ``check`` takes)."""
+        return self._parse_schema
+
     @classmethod
     def compile(cls, schema: dict[str, Any], skew: SkewLimits | None = None) -> "ColumnarValidator | None":
         """The fast path for ``schema``, or None when it uses keywords the fast path does not handle."""

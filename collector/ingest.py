@@ -80,7 +80,7 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
-class _Part:
+class BatchPart:
     """One acknowledged chunk of the open batch."""
 
     table: pa.Table
@@ -89,7 +89,7 @@ class _Part:
     received_us: int
 
 
-def assemble_batch(segment_id: str, parts: list[_Part]) -> pa.Table:
+def assemble_batch(segment_id: str, parts: list[BatchPart]) -> pa.Table:
     """The rows of a batch in the record layout: data columns plus record id, tenant, source, receive time."""
     tables = []
     offset = 0
@@ -145,7 +145,7 @@ class Ingestor:
         self._is_committed = is_committed
         self._instance = secrets.token_hex(3)
         self._sequence = 0
-        self._parts: dict[str, list[_Part]] = {}
+        self._parts: dict[str, list[BatchPart]] = {}
         self._rows = 0
         self._bytes = 0
         self._opened_at = 0.0
@@ -191,7 +191,7 @@ class Ingestor:
         path.unlink(missing_ok=True)
         return recovered
 
-    def _recover_parts(self, segment_id: str, path: Path) -> list[_Part]:
+    def _recover_parts(self, segment_id: str, path: Path) -> list[BatchPart]:
         parts = []
         for entry in read_entries(path, lambda offset, size: self.metrics.wal_skipped_bytes.inc(size)):
             header = entry.header
@@ -218,7 +218,7 @@ class Ingestor:
                     ]
                 )
             if batch.accepted:
-                parts.append(_Part(batch.table, header["tenant"], header["source"], header["received_us"]))
+                parts.append(BatchPart(batch.table, header["tenant"], header["source"], header["received_us"]))
         return parts
 
     # lifecycle ------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ class Ingestor:
         self.metrics.fsyncs.inc()
         self.metrics.group_size.observe(waiters)
 
-    def _on_discarded(self, segment_id: str, part: _Part) -> None:
+    def _on_discarded(self, segment_id: str, part: BatchPart) -> None:
         """A failed fsync took back ``part``'s entry: it was never acknowledged, drop it from its batch."""
         parts = self._parts.get(segment_id, [])
         for position, candidate in enumerate(parts):
@@ -329,7 +329,7 @@ class Ingestor:
 
         loop.call_later(self.spool_retry_seconds, retry)
 
-    def _spool_segment(self, segment_id: str, parts: list[_Part]) -> None:
+    def _spool_segment(self, segment_id: str, parts: list[BatchPart]) -> None:
         if parts:
             started = time.perf_counter()
             self.spool.write_table(segment_id, assemble_batch(segment_id, parts))
@@ -369,7 +369,7 @@ class Ingestor:
         if batch.accepted:
             received_us = time.time_ns() // 1000
             header = {"tenant": tenant, "source": source, "protocol": protocol, "received_us": received_us}
-            part = _Part(batch.table, tenant, source, received_us)
+            part = BatchPart(batch.table, tenant, source, received_us)
             # Append and record the part before any await, so both land in the same segment.
             segment_id = self.wal.segment_id
             try:

@@ -1,8 +1,9 @@
-"""Prometheus metrics of the collector."""
+"""Prometheus metrics of the collector, with the standard ``process_*`` metrics of its process (resident
+memory, CPU, open files)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 
 class CollectorMetrics:
@@ -10,6 +11,7 @@ class CollectorMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
         self.accepted = Counter(
             "logwarden_collector_records_accepted",
             "Records accepted and durable",

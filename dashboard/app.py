@@ -14,10 +14,12 @@ from typing import Any
 
 from bokeh.document import Document
 from bokeh.layouts import column, gridplot, row
-from bokeh.models import ColumnDataSource, DataTable, DateFormatter, Div, FactorRange, NumberFormatter, TableColumn
+from bokeh.models import (ColumnDataSource, DataTable, DateFormatter, Div, FactorRange, NumberFormatter, OpenURL,
+                          TableColumn, TapTool)
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
+from logwarden.dashboard.links import NAV, logs_url
 from logwarden.dashboard.sources import AlertSource, LakeMetrics, PipelineHealth, Series, alert_source
 from logwarden.common.paths import DataDir
 from logwarden.storage.lake import Lake
@@ -51,12 +53,14 @@ class DashboardData:
     templates_max_age: float = 30.0
     client_ssl: ssl.SSLContext | None = None  # to read the collector's metrics over TLS
     metrics_token: str | None = None  # a read token for the collector's /metrics
+    api_url: str | None = None  # the stack's API, for processing's and alerting's metrics
 
     def __post_init__(self) -> None:
         paths = DataDir.at(self.data_dir)
         self.metrics = LakeMetrics(Lake(paths.lake), self.window)
         self.alerts: AlertSource = alert_source(paths.alerts)
-        self.health = PipelineHealth(paths, self.links, ssl_context=self.client_ssl, token=self.metrics_token)
+        self.health = PipelineHealth(paths, self.links, ssl_context=self.client_ssl, token=self.metrics_token,
+                                     api_url=self.api_url)
         self._lock = threading.Lock()
         self._snapshot: tuple[float, dict[str, Any]] | None = None
         self._templates: tuple[float, dict[str, list], dict[str, list]] | None = None
@@ -110,6 +114,8 @@ def _anomalies(alerts: list[dict[str, Any]]) -> dict[str, list]:
         "value": [a["value"] if isinstance(a["value"], (int, float)) else float("nan") for a in shown],
         "status": [a["status"] for a in shown],
         "color": [SEVERITY_COLORS.get(a["severity"], "#999999") for a in shown],
+        "logs": [logs_url(a["window_start"], a["window_end"], a.get("service"), a["key"], a.get("tenant"))
+                 for a in shown],
     }
 
 
@@ -125,11 +131,16 @@ def _health_html(health) -> str:
     items = [f"<li>collector rate: <b id='collector-rate'>{fmt(health.collector_rate, 'records/s')}</b></li>",
              f"<li>records accepted: <b>{accepted}</b></li>",
              f"<li>spool depth: <b id='spool-depth'>{health.spool_depth}</b> batch(es)</li>"]
+    for label, value in health.series:
+        shown = "n/a" if value is None else f"{value:,.0f}"
+        items.append(f"<li>{html.escape(label)}: <b>{shown}</b></li>")
     for name, (status, link) in health.services.items():
         anchor = (f" — <a href='{html.escape(link)}' target='_blank'>{html.escape(name)} dashboard</a>"
                   if link else "")
+        note = health.notes.get(name)
+        hint = f"<br><small class='hint-{html.escape(name)}'>{html.escape(note)}</small>" if note else ""
         items.append(f"<li>{html.escape(name)}: <b class='status-{html.escape(status.split()[0])}'>"
-                     f"{html.escape(status)}</b>{anchor}</li>")
+                     f"{html.escape(status)}</b>{anchor}{hint}</li>")
     return "<h3>Pipeline health</h3><ul>" + "".join(items) + "</ul>"
 
 
@@ -168,6 +179,7 @@ def build_document(doc: Document, data: DashboardData, refresh_ms: int = 2000) -
                      source=src_anomalies)
     timeline.scatter(x="start", y="rule", color="color", size=10, legend_field="severity", source=src_anomalies)
     timeline.legend.location = "top_left"
+    timeline.add_tools(TapTool(callback=OpenURL(url="@logs", same_tab=True)))  # an anomaly -> its logs
 
     top, src_top = _table("top_templates", [TableColumn(field="template_id", title="id", width=90),
                                             TableColumn(field="template", title="top templates (window)", width=420),
@@ -183,8 +195,9 @@ def build_document(doc: Document, data: DashboardData, refresh_ms: int = 2000) -
                                                        TableColumn(field="status", title="alert delivery status"),
                                                        TableColumn(field="count", title="count")], height=180)
     health = Div(text="<h3>Pipeline health</h3>", name="health", sizing_mode="stretch_width")
-    header = Div(text=f"<h2>{TITLE}</h2><p>Last {int(data.window.total_seconds() // 60)} minutes of event time, "
-                      f"refreshed every {refresh_ms / 1000:g}s.</p>", sizing_mode="stretch_width")
+    header = Div(text=f"<h2>{TITLE}</h2>{NAV}<p>Last {int(data.window.total_seconds() // 60)} minutes of event "
+                      f"time, refreshed every {refresh_ms / 1000:g}s; click an anomaly for its logs.</p>",
+                 sizing_mode="stretch_width")
 
     targets = {"rate_by_service": src_service, "rate_by_level": src_level, "error_rate": src_errors, "p95": src_p95,
                "top_templates": src_top, "new_templates": src_new, "deliveries": src_deliveries}

@@ -227,7 +227,8 @@ def _normalized(entry: dict[str, Any]) -> dict[str, Any]:
     return {"rule": str(entry.get("rule") or "-"), "severity": str(entry.get("severity") or "info").lower(),
             "key": str(entry.get("key") or ""), "window_start": start,
             "window_end": to_datetime(entry.get("window_end")) or start,
-            "value": entry.get("value"), "status": str(entry.get("status") or "")}
+            "value": entry.get("value"), "status": str(entry.get("status") or ""),
+            "service": entry.get("service"), "tenant": entry.get("tenant")}
 
 
 def alert_source(alerts_dir: Path) -> AlertSource:
@@ -239,6 +240,45 @@ def alert_source(alerts_dir: Path) -> AlertSource:
     return OutboxSource(alerts_dir / "outbox.jsonl")
 
 
+# (label, source, metric family): the series the health panel shows, read from the /metrics of the
+# collector, of the API (processing) and of alerting. A series not (yet) exported shows "n/a".
+HEALTH_SERIES = (
+    ("records rejected", "collector", "logwarden_collector_records_rejected"),
+    ("collector spool depth", "collector", "logwarden_collector_spool_depth"),
+    ("requests throttled", "collector", "logwarden_collector_throttled"),
+    ("write-ahead log errors", "collector", "logwarden_collector_wal_errors"),
+    ("batches processed", "api", "logwarden_processing_batches"),
+    ("records processed", "api", "logwarden_processing_records"),
+    ("records dead-lettered in processing", "api", "logwarden_processing_records_dead_lettered"),
+    ("quarantined batches", "api", "logwarden_spool_quarantined_batches"),
+    ("alert messages", "alerting", "logwarden_alert_messages"),
+    ("alert deliveries given up", "alerting", "logwarden_alert_dead_letters"),
+    ("alert channels with an open circuit", "alerting", "logwarden_alert_circuit_open"),
+    ("silenced alerts", "alerting", "logwarden_alerts_silenced"),
+)
+METRICS_PATHS = {"api": "/metrics", "alerting": "/alerts/metrics"}
+
+
+def metric_totals(text: str) -> dict[str, float]:
+    """The sum of every family's samples in a Prometheus text exposition (a counter's ``_total`` samples
+    under the family name; histograms and summaries by their ``_count``), by family name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, float] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                name = sample.name
+                if name.endswith(("_sum", "_bucket", "_created", "_gsum", "_gcount")):
+                    continue
+                if name.endswith(("_total", "_count")):
+                    name = name[:-6]
+                totals[name] = totals.get(name, 0.0) + float(sample.value)
+    except ValueError as exc:  # a malformed exposition: what was read so far
+        log.debug("metrics unreadable: %s", exc)
+    return totals
+
+
 @dataclass
 class Health:
     """One look at the running pipeline."""
@@ -247,6 +287,8 @@ class Health:
     collector_accepted: float | None
     spool_depth: int
     services: dict[str, tuple[str, str | None]]  # name -> (status, link)
+    series: list[tuple[str, float | None]] = field(default_factory=list)  # (label, value; None: not exported)
+    notes: dict[str, str] = field(default_factory=dict)  # service name -> a hint (how to open it)
 
 
 class PipelineHealth:
@@ -255,10 +297,15 @@ class PipelineHealth:
     LINK_KEYS = {"Dask": ("Dask dashboard", "dask"), "Ray": ("Ray dashboard", "ray")}
     METRICS_KEYS = ("collector metrics", "metrics")
 
+    NOTE_KEYS = {"Ray": "Ray dashboard token"}
+
     def __init__(self, paths: DataDir, links: dict[str, str], timeout: float = 1.0,
-                 ssl_context: ssl.SSLContext | None = None, token: str | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, token: str | None = None,
+                 api_url: str | None = None) -> None:
         self.paths = paths
         self.links = {k: v for k, v in links.items() if isinstance(v, str) and v.startswith("http")}
+        self.notes = {name: links[key] for name, key in self.NOTE_KEYS.items() if links.get(key)}
+        self.api_url = api_url.rstrip("/") if api_url else None
         self.timeout = timeout
         self.ssl_context = ssl_context  # trusts the collector's certificate (https metrics)
         self.token = token  # a read token for the collector's /metrics, when tokens are configured
@@ -267,20 +314,32 @@ class PipelineHealth:
     def _link(self, names: tuple[str, ...]) -> str | None:
         return next((self.links[n] for n in names if n in self.links), None)
 
-    def _accepted(self) -> float | None:
-        url = self._link(self.METRICS_KEYS)
+    def _scrape(self, url: str | None) -> str | None:
+        """The text of a /metrics page; None when there is none or it does not answer."""
         if url is None:
             return None
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=self.timeout,
                                         context=self.ssl_context) as answer:
-                text = answer.read().decode("utf-8", "replace")
+                return answer.read().decode("utf-8", "replace")
         except (urllib.error.URLError, OSError):
+            return None
+
+    def _accepted(self, text: str | None = None) -> float | None:
+        text = self._scrape(self._link(self.METRICS_KEYS)) if text is None else text
+        if text is None:
             return None
         prefix = "logwarden_collector_records_accepted_total"
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith(prefix) and not line.startswith("#"))
+
+    def _series(self, collector_text: str | None) -> list[tuple[str, float | None]]:
+        texts = {"collector": collector_text}
+        for source, path in METRICS_PATHS.items():
+            texts[source] = self._scrape(f"{self.api_url}{path}" if self.api_url else None)
+        totals = {source: metric_totals(text) if text else {} for source, text in texts.items()}
+        return [(label, totals[source].get(family)) for label, source, family in HEALTH_SERIES]
 
     def _status(self, url: str | None) -> str:
         if url is None:
@@ -295,7 +354,8 @@ class PipelineHealth:
 
     def check(self) -> Health:
         """Poll everything once; the collector rate is the accepted-records rate since the previous poll."""
-        accepted = self._accepted()
+        collector_text = self._scrape(self._link(self.METRICS_KEYS))
+        accepted = self._accepted(collector_text) if collector_text is not None else None
         now = time.monotonic()
         rate = None
         if accepted is not None and self._last is not None and now > self._last[0]:
@@ -308,4 +368,4 @@ class PipelineHealth:
         for name, keys in self.LINK_KEYS.items():
             link = self._link(keys)
             services[name] = (self._status(link), link)
-        return Health(rate, accepted, depth, services)
+        return Health(rate, accepted, depth, services, self._series(collector_text), dict(self.notes))

@@ -8,10 +8,14 @@
 #   logrotate                  the file-source tests that rotate a followed file with the real logrotate
 #                              (tests/sources/test_logrotate.py; `logrotate -f -s STATE CONF` on files of
 #                              the test's own folder; no cron job or system configuration is touched)
+#   prometheus                 the metrics test that scrapes a running stack with a real Prometheus server
+#   prometheus-alertmanager    the Alertmanager receiver test and the routing-tree comparison with amtool
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium chromium-driver)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || missing+=(logrotate)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -1,7 +1,7 @@
 """Helpers shared by the format parsers: decoding, field picking, error records."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -55,6 +55,52 @@ def dig(obj: Mapping[str, Any], dotted: str) -> Any:
             return None
         current = current[part]
     return current
+
+
+def field(obj: Mapping[str, Any], key: str) -> Any:
+    """The value of ``key`` in ``obj``: a flattened dotted key (``"event.original"``, as Kibana and
+    Beats' test files write them) or a nested path (``{"event": {"original": ...}}``); None when absent."""
+    value = obj.get(key)
+    if value is not None:
+        return value
+    dot = key.find(".")
+    return dig(obj, key) if dot > 0 and key[:dot] in obj else None
+
+
+def embedded(obj: Mapping[str, Any], keys: tuple[str, ...],
+             markers: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(key, object)`` for each of ``keys`` whose value is an object, or a JSON object in a string that
+    contains one of ``markers`` (the test that keeps application messages from being decoded for nothing)."""
+    for key in keys:
+        value = field(obj, key)
+        if isinstance(value, dict):
+            yield key, value
+        elif isinstance(value, str):
+            decoded = json_in(value, markers)
+            if decoded is not None:
+                yield key, decoded
+
+
+def json_in(value: str, markers: tuple[str, ...]) -> dict[str, Any] | None:
+    """The JSON object a string holds, when it starts like one and contains one of ``markers``."""
+    if value[:1] != "{" or len(value) > MAX_RECORD_BYTES or not any(marker in value for marker in markers):
+        return None
+    try:
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def without(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """A copy of ``obj`` without ``key``, flattened or nested (``event.original`` leaves the rest of ``event``)."""
+    if key in obj:
+        return {k: v for k, v in obj.items() if k != key}
+    head, _, rest = key.partition(".")
+    copy = dict(obj)
+    if rest and isinstance(copy.get(head), dict):
+        copy[head] = without(copy[head], rest)
+    return copy
 
 
 def drop(obj: dict[str, Any], key: str | None) -> None:

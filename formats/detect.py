@@ -47,10 +47,12 @@ def detect_dict(obj: dict[str, Any]) -> Detection:
         inner = detect_bytes(raw.encode("utf-8", "surrogatepass"))
         if inner.format != text.NAME:
             return Detection(inner.format, round(inner.confidence * 0.98, 4))
-    if cloudtrail.is_event(obj):
-        return Detection(cloudtrail.NAME, 0.97)
-    if windows_event.is_event_dict(obj):
-        return Detection(windows_event.NAME, 0.95)
+    trail = cloudtrail.find(obj)
+    if trail is not None:
+        return Detection(cloudtrail.NAME, trail.confidence)
+    windows = windows_event.confidence(obj)
+    if windows:
+        return Detection(windows_event.NAME, windows)
     return Detection("json", 0.95)
 
 
@@ -108,10 +110,13 @@ def _detect_angle(data: bytes) -> Detection:
 
 
 def _embedded(data: bytes) -> Detection | None:
-    """Formats carried inside a syslog envelope: Snare, PAN-OS, CEF, LEEF."""
+    """Formats carried inside a syslog envelope or a text line: Snare, Splunk's multiline Windows events,
+    PAN-OS, CEF, LEEF."""
     head = data[:300]
     if b"MSWinEventLog\t" in head:
         return Detection(windows_event.NAME, 0.95)
+    if b"\nEventCode=" in head and windows_event.is_splunk_multiline(data):
+        return Detection(windows_event.NAME, 0.9)
     if b"CEF:" in head and cef.sniff(data):
         return Detection(cef.NAME, cef.sniff(data))
     if b"LEEF:" in head and leef.sniff(data):

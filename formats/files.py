@@ -1,9 +1,19 @@
 """``read_records(path)``: the records of any log file, whatever its container.
 
-Handles gzip/zstd/zip compression, EVTX binaries (records as evtx JSON dicts), CloudTrail
-``{"Records": [...]}`` files, JSON arrays and single JSON documents, Event XML files with many
-``<Event>`` elements, W3C extended logs (``#Fields:`` carried to each line) and plain line files
-where indented continuation lines are folded into the record before them.
+Handles gzip/zstd/zip compression, EVTX binaries (records as evtx JSON dicts), JSON arrays and single
+JSON documents, concatenated JSON objects (Firehose's S3 delivery writes no separator), Event XML files
+with many ``<Event>`` elements, W3C extended logs (``#Fields:`` carried to each line) and plain line
+files where indented continuation lines are folded into the record before them.
+
+Documents that hold a list of records yield each as its own record, whole or as one line of JSON lines:
+
+- a CloudTrail trail file, ``{"Records": [...]}``;
+- ``aws cloudtrail lookup-events`` output, ``{"Events": [{"EventId", ..., "CloudTrailEvent": "..."}]}``;
+- CloudTrail Lake ``get-query-results`` output, ``{"QueryResultRows": [[{"column": "value"}, ...]]}``:
+  each row's single-column objects merged into one object;
+- CloudWatch Logs subscription data (what a subscription filter sends to Firehose, Kinesis or Lambda),
+  ``{"messageType": "DATA_MESSAGE", "logGroup", "logStream", "logEvents": [{"id", "timestamp",
+  "message"}]}``: each ``message`` as the application wrote it (``CONTROL_MESSAGE`` has none).
 """
 from __future__ import annotations
 
@@ -29,9 +39,10 @@ ZIP_MAGIC = b"PK\x03\x04"
 EVTX_MAGIC = b"ElfFile\x00"
 #: Whole-document JSON/XML files larger than this are read line by line instead.
 MAX_DOCUMENT_BYTES = 256 << 20
-_W3C_DIRECTIVE = re.compile(rb"#(Software|Version|Date|Fields|Start-Date|End-Date|Remark|GMT-Offset):")
-_RECORDS_DOC = re.compile(rb'\{\s*"Records"\s*:\s*\[')
-_JSON_ARRAY = re.compile(rb"\[\s*[\[{\"\]]")
+W3C_DIRECTIVE = re.compile(rb"#(Software|Version|Date|Fields|Start-Date|End-Date|Remark|GMT-Offset):")
+#: A JSON line that may be a whole document of records (decoded to make sure).
+_CONTAINER_DOC = re.compile(rb'\{\s*"(?:Records|Events|QueryStatus|QueryResultRows|messageType)"\s*:')
+JSON_ARRAY_START = re.compile(rb"\[\s*[\[{\"\]]")
 _XML_EVENT = re.compile(rb"<Event[\s>].*?</Event>", re.S)
 
 
@@ -61,10 +72,10 @@ def read_records(path: str | Path) -> Iterator[RawRecord]:
         elif magic.startswith(ZIP_MAGIC):
             yield from _zip(fh)
         else:
-            yield from _stream(_decompressed(fh, magic), "")
+            yield from _stream(decompressed(fh, magic), "")
 
 
-def _decompressed(fh: IO[bytes], magic: bytes) -> IO[bytes]:
+def decompressed(fh: IO[bytes], magic: bytes) -> IO[bytes]:
     """Wrap gzip/zstd streams; others are returned as they are."""
     if magic.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
@@ -87,7 +98,7 @@ def _zip(fh: IO[bytes]) -> Iterator[RawRecord]:
                 log.warning("zip member %s is over %d bytes: only its start is read", name,
                             MAX_DOCUMENT_BYTES)
             inner = io.BytesIO(data)
-            yield from (r._replace(source=name) for r in _stream(_decompressed(inner, data[:8]), name))
+            yield from (r._replace(source=name) for r in _stream(decompressed(inner, data[:8]), name))
 
 
 def _evtx(path: Path) -> Iterator[RawRecord]:
@@ -111,16 +122,16 @@ def _stream(fh: IO[bytes], source: str) -> Iterator[RawRecord]:
         fh = io.BufferedReader(fh, buffer_size=1 << 16)  # type: ignore[arg-type]
     head = _peek(fh)
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:64]
-    if _JSON_ARRAY.match(start) or (start[:1] == b"{" and not _first_line_is_json(head)):
+    if JSON_ARRAY_START.match(start) or (start[:1] == b"{" and not _first_line_is_json(head)):
         yield from _document(fh, source)
     elif start.startswith((b"<?xml", b"<Events", b"<Event ", b"<Event>")):
         yield from _xml_events(fh)
-    elif _W3C_DIRECTIVE.match(start):
+    elif W3C_DIRECTIVE.match(start):
         yield from _w3c(fh)
     elif start[:1] == b"{":
-        yield from _json_lines(fh)
+        yield from json_lines(fh)
     else:
-        yield from _folded_lines(fh)
+        yield from folded_lines(fh)
 
 
 def _peek(fh: IO[bytes]) -> bytes:
@@ -157,7 +168,7 @@ def _lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         yield number, line.rstrip(b"\r\n")
 
 
-def _folded_lines(fh: IO[bytes]) -> Iterator[RawRecord]:
+def folded_lines(fh: IO[bytes]) -> Iterator[RawRecord]:
     """Plain lines; indented continuation lines join the record before them."""
     pending: list[bytes] = []
     first = 0
@@ -174,19 +185,20 @@ def _folded_lines(fh: IO[bytes]) -> Iterator[RawRecord]:
         yield RawRecord(b"\n".join(pending), first)
 
 
-def _json_lines(fh: IO[bytes]) -> Iterator[RawRecord]:
-    """JSON lines; a line holding a whole CloudTrail file (``{"Records": [...]}``) is exploded."""
-    for record in _folded_lines(fh):
+def json_lines(fh: IO[bytes]) -> Iterator[RawRecord]:
+    """JSON lines; a line holding a whole document of records (see the module docstring) is exploded."""
+    for record in folded_lines(fh):
         data = record.data
-        if isinstance(data, bytes) and _RECORDS_DOC.match(data):
+        items = None
+        if isinstance(data, bytes) and _CONTAINER_DOC.match(data):
             try:
-                doc = orjson.loads(data)
+                items = _contained(orjson.loads(data))
             except orjson.JSONDecodeError:
-                yield record
-                continue
-            yield from (r._replace(number=record.number) for r in _elements(doc))
-        else:
+                items = None
+        if items is None:
             yield record
+        else:
+            yield from (RawRecord(item, record.number) for item in items)
 
 
 def _w3c(fh: IO[bytes]) -> Iterator[RawRecord]:
@@ -213,7 +225,7 @@ def _document(fh: IO[bytes], source: str) -> Iterator[RawRecord]:
     data = fh.read(MAX_DOCUMENT_BYTES + 1)
     if len(data) > MAX_DOCUMENT_BYTES:
         log.warning("%s: JSON document over %d bytes, read as lines", source, MAX_DOCUMENT_BYTES)
-        yield from _folded_lines(io.BytesIO(data))
+        yield from folded_lines(io.BytesIO(data))
         return
     try:
         doc = orjson.loads(data)
@@ -226,13 +238,50 @@ def _document(fh: IO[bytes], source: str) -> Iterator[RawRecord]:
 
 def _elements(doc: Any) -> Iterator[RawRecord]:
     """Records of a decoded document."""
-    if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
-        doc = doc["Records"]
-    if isinstance(doc, list):
-        for ordinal, item in enumerate(doc, start=1):
-            yield RawRecord(item if isinstance(item, dict) else orjson.dumps(item), ordinal)
-    else:
-        yield RawRecord(doc if isinstance(doc, dict) else orjson.dumps(doc), 1)
+    items = _contained(doc)
+    if items is None:
+        items = [_item(item) for item in (doc if isinstance(doc, list) else [doc])]
+    for ordinal, item in enumerate(items, start=1):
+        yield RawRecord(item, ordinal)
+
+
+def _contained(doc: Any) -> list[bytes | dict[str, Any]] | None:
+    """The records of a document of records (see the module docstring), or None when ``doc`` is none."""
+    if not isinstance(doc, dict):
+        return None
+    if isinstance(doc.get("Records"), list):
+        return [_item(item) for item in doc["Records"]]
+    events = doc.get("Events")
+    if isinstance(events, list) and events and all(
+            isinstance(e, dict) and ("CloudTrailEvent" in e or "EventId" in e) for e in events):
+        return events
+    rows = doc.get("QueryResultRows")
+    if isinstance(rows, list) and all(isinstance(row, list) for row in rows):
+        return [_lake_row(row) for row in rows]
+    if doc.get("messageType") in ("DATA_MESSAGE", "CONTROL_MESSAGE") and isinstance(doc.get("logEvents"), list):
+        return [_log_event(e) for e in doc["logEvents"] if doc["messageType"] == "DATA_MESSAGE"]
+    return None
+
+
+def _item(item: Any) -> bytes | dict[str, Any]:
+    """A list element as a record: objects as they are, anything else as its JSON."""
+    return item if isinstance(item, dict) else orjson.dumps(item)
+
+
+def _lake_row(row: list[Any]) -> dict[str, Any]:
+    """A CloudTrail Lake result row, a list of single-column objects, as one object."""
+    merged: dict[str, Any] = {}
+    for column in row:
+        if isinstance(column, dict):
+            merged.update(column)
+    return merged
+
+
+def _log_event(event: Any) -> bytes | dict[str, Any]:
+    """A CloudWatch Logs event's ``message`` as the application wrote it."""
+    if isinstance(event, dict) and isinstance(event.get("message"), str):
+        return event["message"].encode("utf-8", "surrogatepass")
+    return _item(event)
 
 
 def _salvage(data: bytes) -> Iterator[RawRecord]:
@@ -240,7 +289,7 @@ def _salvage(data: bytes) -> Iterator[RawRecord]:
     text = data.decode("utf-8", "replace")
     m = re.match(r'\s*(?:\{\s*"Records"\s*:\s*)?\[', text)
     if not m:
-        yield from _folded_lines(io.BytesIO(data))
+        yield from _concatenated(text) if text.lstrip()[:1] == "{" else folded_lines(io.BytesIO(data))
         return
     decoder, pos, ordinal = json.JSONDecoder(), m.end(), 0
     while True:
@@ -254,6 +303,26 @@ def _salvage(data: bytes) -> Iterator[RawRecord]:
             yield RawRecord(text[pos:].encode("utf-8"), ordinal)
             return
         yield RawRecord(item if isinstance(item, dict) else orjson.dumps(item), ordinal)
+
+
+def _concatenated(text: str) -> Iterator[RawRecord]:
+    """JSON objects one after the other, with or without separators (Firehose's S3 objects), each a
+    document of its own; text that does not start with a whole object is read as lines."""
+    decoder, pos, ordinal = json.JSONDecoder(), 0, 0
+    while True:
+        pos = _skip_separators(text, pos)
+        if pos >= len(text):
+            return
+        try:
+            doc, end = decoder.raw_decode(text, pos)
+        except ValueError:
+            rest = text[pos:].encode("utf-8")
+            yield from folded_lines(io.BytesIO(rest)) if ordinal == 0 else [RawRecord(rest, ordinal + 1)]
+            return
+        for record in _elements(doc):
+            ordinal += 1
+            yield record._replace(number=ordinal)
+        pos = end
 
 
 def _skip_separators(text: str, pos: int) -> int:

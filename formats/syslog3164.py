@@ -20,8 +20,12 @@ PRI = re.compile(r"<(0|[1-9]\d{0,2})>")
 BSD_TIME = re.compile(r"([^\W\d_]{3,9}\.?) {1,2}(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d{1,6})?)(?: (\d{4}))?(?= |$)")
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?(?= |$)")
 TAG = re.compile(r"([^\s\[\]:]{1,64})(?:\[([^\]\s]{0,32})\])?: ?")
-_SNIFF_BSD = re.compile(rb"(?:<\d{1,3}>)?[^\W\d_]{3,4}\.? {1,2}\d{1,2} \d\d:\d\d:\d\d")
-_SNIFF_ISO = re.compile(rb"(?:<\d{1,3}>)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* \S+ ")
+# A level word where the host should be ("2026-… ERROR svc: …") is an application log line, not syslog.
+_NOT_A_HOST = rb"(?![\[(]?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|CRIT|FATAL|SEVERE)[\])]?[ :])"
+_SNIFF_BSD = re.compile(rb"(?:<\d{1,3}>)?[^\W\d_]{3,4}\.? {1,2}\d{1,2} \d\d:\d\d:\d\d(?: \d{4})? " + _NOT_A_HOST,
+                        re.IGNORECASE)
+_SNIFF_ISO = re.compile(rb"(?:<\d{1,3}>)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* " + _NOT_A_HOST + rb"\S+ ",
+                        re.IGNORECASE)
 _SNIFF_UTF8 = re.compile(r"(?:<\d{1,3}>)?[^\W\d_]{3,5}\.? {1,2}\d{1,2} \d\d:\d\d:\d\d")
 
 

@@ -37,6 +37,8 @@ _ISO = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?\s*(Z|z|UTC|[+-]\d\d(?::?\d\d)?)?"
 )
 _CLF = re.compile(r"(\d\d)/([A-Za-z]{3})/(\d{4}):(\d\d):(\d\d):(\d\d)(?:\.(\d+))? ?([+-]\d{4})?")
+#: .NET's JSON date (``ConvertTo-Json`` of Windows PowerShell 5.1): ``/Date(ms since the epoch[±hhmm])/``.
+_DOTNET_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
 _SLASHED = re.compile(r"(\d{4})/(\d\d)/(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?")
 _CTIME = re.compile(r"(?:[A-Za-z]{3} )?([A-Za-z]{3}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? (\d{4})")
 _MONTH_FIRST = re.compile(r"([A-Za-z]{3}) +(\d{1,2}) (\d{4}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?")
@@ -159,6 +161,9 @@ def parse_any(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
     text = value.strip()
+    if text.startswith("/Date("):
+        found = _DOTNET_DATE.fullmatch(text)
+        return parse_epoch(int(found.group(1)) / 1000) if found else None
     if text[:1].isdigit():
         if text.replace(".", "", 1).isdigit():
             return parse_epoch(float(text))
@@ -167,7 +172,10 @@ def parse_any(value: Any) -> datetime | None:
 
 
 def _parse_dict(value: dict) -> datetime | None:
-    """Log4j2 JSON ``instant`` objects: ``{"epochSecond": s, "nanoOfSecond": ns}``."""
+    """Log4j2 JSON ``instant`` objects: ``{"epochSecond": s, "nanoOfSecond": ns}``; Windows PowerShell's
+    ``ConvertTo-Json`` of a DateTime with its extended properties: ``{"value": "/Date(ms)/", ...}``."""
+    if isinstance(value.get("value"), str) and "DateTime" in value:
+        return parse_any(value["value"])
     seconds = value.get("epochSecond")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
         return None

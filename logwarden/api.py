@@ -3,17 +3,18 @@ other layers contribute (search, feedback).
 
 Every route declares its role where it is defined (``logwarden.common.http.requires``); the one
 authenticator of the stack checks them all. ``GET /health`` answers anyone (probes); ``GET /metrics``
-(role ``read``) serves the Prometheus metrics of this process (``prometheus_client``'s default
-registry: processing's spool, quarantine and dead-letter counts). With a certificate configured, the
-API is served over TLS.
+(role ``read``) serves every Prometheus metric of this process, the driver: ``prometheus_client``'s
+default registry (processing's counters, the spool, the quarantine, ``process_*``) followed by the
+registries the stack adds (the lake, the detectors, alerting, the data dir's disk, Dask workers,
+self-alerts). With a certificate configured, the API is served over TLS.
 """
 from __future__ import annotations
 
 import ssl
-from typing import Callable
+from typing import Callable, Sequence
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from logwarden.common.auth import READ, Authenticator
 from logwarden.common.http import BackgroundHttpServer, protect, public, requires
@@ -21,9 +22,15 @@ from logwarden.common.http import BackgroundHttpServer, protect, public, require
 Installer = Callable[[web.Application], object]
 
 
-def api_app(installers: list[Installer], auth: Authenticator | None = None) -> web.Application:
-    """One application behind ``auth`` (None: loopback clients only) with ``GET /health`` and what
-    every installer adds (routes, app state)."""
+def metrics_text(registries: Sequence[CollectorRegistry] = ()) -> bytes:
+    """The default registry's exposition followed by that of each of ``registries`` (names must not repeat)."""
+    return b"".join(generate_latest(registry) for registry in (REGISTRY, *registries))
+
+
+def api_app(installers: list[Installer], auth: Authenticator | None = None,
+            registries: Sequence[CollectorRegistry] = ()) -> web.Application:
+    """One application behind ``auth`` (None: loopback clients only) with ``GET /health``, ``GET /metrics``
+    (the default registry and ``registries``) and what every installer adds (routes, app state)."""
     app = protect(web.Application(), auth)
 
     @public
@@ -32,7 +39,7 @@ def api_app(installers: list[Installer], auth: Authenticator | None = None) -> w
 
     @requires(READ)
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=metrics_text(registries), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
@@ -45,6 +52,6 @@ class ApiServer(BackgroundHttpServer):
     """The API application served from a background thread of ``logwarden up``."""
 
     def __init__(self, installers: list[Installer], host: str, port: int, auth: Authenticator | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(lambda: api_app(installers, auth), host, port, name="logwarden-api",
+                 ssl_context: ssl.SSLContext | None = None, registries: Sequence[CollectorRegistry] = ()) -> None:
+        super().__init__(lambda: api_app(installers, auth, registries), host, port, name="logwarden-api",
                          ssl_context=ssl_context)

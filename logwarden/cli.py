@@ -9,7 +9,7 @@ import sys
 from logwarden.common.yamlconf import ConfigError
 
 COMMANDS = ("up", "collector", "rules", "detect", "templates", "replay", "backfill", "query", "retention",
-            "alerts", "silence", "feedback", "deadletter", "spool", "agent")
+            "alerts", "silence", "routes", "feedback", "deadletter", "spool", "agent", "prometheus-config")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         if only is None or name == only:
-            importlib.import_module(f"logwarden.commands.{name}").register(subparsers)
+            importlib.import_module(f"logwarden.commands.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 

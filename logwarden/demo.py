@@ -11,6 +11,14 @@ Incidents, in simulated seconds from the start (each fires one of the five seed 
   180–300    payment-service: 130 provider errors                   -> error_spike (HIGH)
   180–1080   database-service: silent for 15 minutes                -> service_down (CRITICAL)
   360–420    payment-service: 15 database connection failures       -> db_connection_failure (CRITICAL)
+  240–300    api-gateway: 8 logins from an address on the demo's    -> threat_indicator_seen (HIGH), with the
+             threat list (demo_processing adds that list)              address's country and AS in its key
+  300–900    api-gateway: a new error, 3 per minute (no threshold   -> ml_new_error_pattern (LOW), with why
+             rule catches it)
+
+Before the live traffic, the demo sends ``history`` seconds of normal traffic stamped before the
+simulated start (30 minutes by default, as fast as the collector takes it), so the ML detectors have
+finished their warm-up when the incidents begin.
 """
 from __future__ import annotations
 
@@ -22,18 +30,28 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator
 
 import orjson
 
+from logwarden.alerting.config import AlertingConfig
+from logwarden.alerting.notify.email import EmailConfig
 from logwarden.common.tls import local_opener
+from logwarden.processing.config import ProcessingConfig
+from logwarden.processing.threatintel import ThreatFeed
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("api-gateway", "auth-service", "payment-service", "database-service")
+DEMO_DIGEST_EVERY = 60.0  # seconds: the demo's e-mail digests go out within the demo, not after 15 minutes
 SUSPICIOUS_USER = "u-7331"
+THREAT_ADDRESS = "185.220.101.47"  # a Tor exit relay: Germany, "Stiftung Erneuerbare Freiheit" in the GeoIP data
+DEMO_THREAT_LIST = "demo-threats.txt"  # written into the data folder by demo_processing
+DEMO_HISTORY = 1800.0  # seconds of normal traffic before the start: the ML rules' warm-up (schemas/anomaly_schema.yaml)
+HISTORY_CHUNK = 60.0  # simulated seconds per request while sending the history
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,8 @@ INCIDENTS = (
     Incident("error_spike", 180, 300),
     Incident("service_down", 180, 1080),
     Incident("db_connection_failure", 360, 420),
+    Incident("threat_indicator_seen", 240, 300),
+    Incident("ml_new_error_pattern", 300, 900),
 )
 
 
@@ -157,9 +177,24 @@ class TrafficModel:
         yield from self._spread(clock, begin, end, "error_spike", 130, lambda at: self._base(
             at, "payment-service", "ERROR", "Payment provider returned 503 Service Unavailable",
             error_code="PROVIDER_UNAVAILABLE", user_id=self.random.choice(self.users)))
+        yield from self._spread(clock, begin, end, "threat_indicator_seen", 8, lambda at: self._base(
+            at, "api-gateway", "WARNING", f"POST /api/v1/login 401 from {THREAT_ADDRESS}", client_ip=THREAT_ADDRESS,
+            request_id=f"req-{self.random.getrandbits(48):012x}", duration_ms=35.0))
         yield from self._spread(clock, begin, end, "db_connection_failure", 15, lambda at: self._base(
             at, "payment-service", "ERROR", "Database connection failed: connection refused by db-primary:5432",
             error_code="DB_CONNECTION_FAILED"))
+        yield from self._spread(clock, begin, end, "ml_new_error_pattern", 30, lambda at: self._base(
+            at, "api-gateway", "ERROR",
+            f"Upstream inventory-service sent malformed JSON: unexpected token at byte {self.random.randint(10, 9000)}",
+            error_code="UPSTREAM_BAD_PAYLOAD", request_id=f"req-{self.random.getrandbits(48):012x}"))
+
+    def history(self, clock: SimClock, seconds: float, chunk: float = HISTORY_CHUNK) -> Iterator[list[dict]]:
+        """Normal traffic of the ``seconds`` before the simulated start, ``chunk`` seconds per list."""
+        begin = clock.sim_start - seconds
+        while begin < clock.sim_start:
+            end = min(begin + chunk, clock.sim_start)
+            yield list(self.records(clock, begin, end))
+            begin = end
 
     def _spread(self, clock: SimClock, begin: float, end: float, name: str, total: int, make) -> Iterator[dict]:
         """``total`` records evenly spaced over the incident, those falling in [begin, end)."""
@@ -181,7 +216,7 @@ class DemoTraffic:
 
     def __init__(self, http_url: str, tcp_address: tuple[str, int], speed: float = 10.0, lead: float = 1200.0,
                  incidents: bool = True, rate: float = 5.0, tick: float = 0.25, token: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, history: float = DEMO_HISTORY) -> None:
         self.http_url = http_url
         self.tcp_address = tcp_address
         self.ssl_context = ssl_context
@@ -192,6 +227,7 @@ class DemoTraffic:
         self.clock = SimClock(speed, lead)
         self.model = TrafficModel(rate=rate, incidents=incidents)
         self.tick = tick
+        self.history = history
         self.sent = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -207,9 +243,24 @@ class DemoTraffic:
         if self._thread:
             self._thread.join(timeout=10)
 
-    def _run(self) -> None:
+    def _send_history(self) -> socket.socket | None:
         tcp = None
-        previous = self.clock.at(time.time())
+        for records in self.model.history(self.clock, self.history):
+            while not self._stop.is_set():
+                try:
+                    tcp = self._send(tcp, records)
+                    break
+                except (urllib.error.URLError, OSError) as exc:
+                    log.warning("demo traffic: sending history failed (%s); retrying", exc)
+                    if tcp is not None:
+                        tcp.close()
+                    tcp = None
+                    self._stop.wait(1.0)
+        return tcp
+
+    def _run(self) -> None:
+        tcp = self._send_history() if self.history > 0 else None
+        previous = self.clock.sim_start  # the live traffic follows the history without a gap
         while not self._stop.wait(self.tick):
             now = self.clock.at(time.time())
             records = list(self.model.records(self.clock, previous, now))
@@ -243,3 +294,29 @@ class DemoTraffic:
             tcp.sendall(b"".join(orjson.dumps(r) + b"\n" for r in over_tcp))
         self.sent += len(records)
         return tcp
+
+
+def _short_digest(config: object, every: float) -> object:
+    if isinstance(config, EmailConfig) and config.digest.every > every:
+        return replace(config, digest=replace(config.digest, every=every))
+    return config
+
+
+def demo_alerting(config: AlertingConfig, every: float = DEMO_DIGEST_EVERY) -> AlertingConfig:
+    """``config`` with every e-mail digest sent at least every ``every`` seconds (``--demo``), so a demo
+    with SMTP configured sends its digest while it runs."""
+    receivers = {name: _short_digest(section, every) for name, section in config.receivers.items()}
+    named = {name: replace(receiver, channels=tuple(replace(c, config=_short_digest(c.config, every))
+                                                    for c in receiver.channels))
+             for name, receiver in config.named_receivers.items()}
+    return replace(config, receivers=receivers, named_receivers=named)
+
+
+def demo_processing(config: ProcessingConfig, folder: Path) -> ProcessingConfig:
+    """``config`` with the demo's threat list (``THREAT_ADDRESS``, in ``folder``) added to its indicator
+    files, so the demo's ``threat_indicator_seen`` incident has a list to match."""
+    path = Path(folder) / DEMO_THREAT_LIST
+    path.write_text(f"# logwarden demo: a Tor exit relay\n{THREAT_ADDRESS}\n", encoding="utf-8")
+    feed = ThreatFeed(str(path), "demo-tor-exits", confidence=90)
+    feeds = tuple(f for f in config.threat_intel.feeds if f.path != feed.path) + (feed,)
+    return replace(config, threat_intel=replace(config.threat_intel, feeds=feeds))

@@ -23,6 +23,7 @@ from logwarden.collector.sources.config import SourcesConfig
 from logwarden.common.auth import AuthConfig
 from logwarden.common.tls import TlsConfig
 from logwarden.common.yamlconf import ConfigError, YamlDocument, describe, load_yaml, parse_yaml
+from logwarden.forwarding import parse_storage
 from logwarden.monitoring.config import MonitoringConfig
 from logwarden.processing.config import ProcessingConfig
 from logwarden.storage.config import StorageConfig
@@ -37,7 +38,7 @@ def _alerting(section: Any) -> AlertingConfig:
 SECTIONS: dict[str, Callable[[Any], Any]] = {
     "collector": CollectorConfig.from_dict,
     "processing": ProcessingConfig.from_dict,
-    "storage": StorageConfig.from_dict,
+    "storage": parse_storage,  # StorageConfig.from_dict, and the forwarding filters checked
     "monitoring": MonitoringConfig.from_dict,
     "alerting": _alerting,
     "auth": AuthConfig.from_dict,

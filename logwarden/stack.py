@@ -18,14 +18,17 @@ import psutil
 from logwarden import dashboard
 from logwarden.alerting import AlertService, build_alerting
 from logwarden.api import ApiServer
-from logwarden.clusters import DaskConnection, RayConnection
+from logwarden.clusters import ClusterLost, DaskConnection, RayConnection
 from logwarden.common.atomic import write_bytes_atomic
 from logwarden.common.auth import INGEST, READ
 from logwarden.common.paths import DataDir
 from logwarden.common.tls import client_context, server_context
 from logwarden.common.yamlconf import ConfigError
-from logwarden.demo import DemoTraffic
-from logwarden.ml_jobs import RetrainScheduler, place_ml_rules
+from logwarden.alerting.digest import flush_digests
+from logwarden.dashboard.rayauth import ray_dashboard_hint
+from logwarden.demo import DemoTraffic, demo_alerting, demo_processing
+from logwarden.forwarding import build_forwarder
+from logwarden.ml_jobs import RetrainScheduler, VerdictTrainer, place_ml_rules
 from logwarden.rules_watch import RulesWatcher
 from logwarden.security import stack_auth, stack_authenticator, stack_tls
 from logwarden.settings import Settings
@@ -34,7 +37,8 @@ from logwarden.monitoring import RulesFile, load_rules
 from logwarden.processing.batch import BatchOutput
 from logwarden.processing.pipeline import SpoolProcessor
 from logwarden.processing.quarantine import QuarantinedBatch
-from logwarden.selfalerts import quarantine_anomaly
+from logwarden.driver_metrics import driver_registry
+from logwarden.selfrules import SelfRules, StackProbe
 from logwarden.storage.api import install_search
 from logwarden.storage.compaction import CompactionScheduler
 from logwarden.storage.retention import RetentionScheduler
@@ -126,13 +130,18 @@ class Stack:
         self.retention: RetentionScheduler | None = None
         self.compaction: CompactionScheduler | None = None
         self.retrain: RetrainScheduler | None = None
+        self.verdict_trainer: VerdictTrainer | None = None
         self.processor: SpoolProcessor | None = None
+        self.forwarder = None  # the SIEM sinks of storage.forward (logwarden.storage.forward.Forwarder)
         self.watcher: RulesWatcher | None = None
         self.demo: DemoTraffic | None = None
         self._max_event_us: int | None = None
         self._last_batch_at = time.monotonic()
         self._event_lock = threading.Lock()
         self._owns_stack_file = False
+        self.cluster_lost: str | None = None  # why the stack must start over (its Ray head died)
+        self.self_rules = SelfRules(options.settings.monitoring.self_rules)  # the monitor monitors itself
+        self.probe = StackProbe(self)
 
     # start --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -167,11 +176,15 @@ class Stack:
         self._start_monitoring_and_alerting()
         self._start_processing()
         self.pool.wait_ready()
-        write_bytes_atomic(orjson.dumps({"pid": os.getpid(), "urls": self.urls()}), self.paths.run / STACK_FILE)
+        write_bytes_atomic(orjson.dumps({"pid": os.getpid(), "urls": self.urls(), "config": opts.config_path and str(Path(opts.config_path).resolve()),
+                                         "metrics": self.metrics_urls(),
+                                         "dask_scheduler": self.dask.client.scheduler.address}),
+                           self.paths.run / STACK_FILE)
         if opts.dashboard_port is not None:
             self.dashboard = dashboard.serve(opts.dashboard_port, self.paths.root, self.urls(), host=opts.host,
                                              auth=self.authenticator, ssl_context=self.server_ssl,
-                                             client_ssl=self.client_ssl, metrics_token=self.auth_config.token_for(READ))
+                                             client_ssl=self.client_ssl, metrics_token=self.auth_config.token_for(READ),
+                                             api_url=self.api.base_url if self.api else None)
         if opts.demo:
             self.demo = DemoTraffic(f"{self.scheme}://{opts.host}:{opts.http_port}/v1/logs",
                                     (opts.host, opts.tcp_port), speed=opts.demo_speed, incidents=opts.demo_incidents,
@@ -186,25 +199,44 @@ class Stack:
         self.pool = DetectorPool(self.rules, checkpoint_dir=self.paths.monitoring / "checkpoints")
         dashboard_url = opts.dashboard_url or (f"{self.scheme}://{opts.host}:{opts.dashboard_port}"
                                                if opts.dashboard_port is not None else None)
-        self.alerts = build_alerting(opts.settings.alerting, self.rules.routing, self.paths.alerts,
-                                     dashboard_url=dashboard_url, source=opts.config_path)
+        alerting = demo_alerting(opts.settings.alerting) if opts.demo else opts.settings.alerting  # digests in-demo
+        self.alerts = build_alerting(alerting, self.rules.routing, self.paths.alerts,
+                                     dashboard_url=dashboard_url, source=opts.config_path,
+                                     inventory=opts.settings.processing.inventory)
+        self._learn_from_verdicts()
         self.alerts.start()
         self.api = ApiServer([self._install_alert_routes, self._install_search, self._install_feedback],
-                             opts.host, opts.api_port, auth=self.authenticator, ssl_context=self.server_ssl)
+                             opts.host, opts.api_port, auth=self.authenticator, ssl_context=self.server_ssl,
+                             registries=[driver_registry(self, self.probe, self.self_rules)])
         self.api.start()
         self.watcher = RulesWatcher(Path(opts.rules_path), self._reload_rules)
         self.watcher.start()
         self.retrain = RetrainScheduler(self.paths, self.rules).start()
+
+    def _learn_from_verdicts(self) -> None:
+        """Verdicts on alerts go to ``<data-dir>/ml/verdicts.sqlite``; the actionable model learns from them on
+        Ray and gives every alert its ``actionable`` confidence (``monitoring.ml.actionable``)."""
+        from logwarden.monitoring.ml.actionable import ActionableScorer
+        from logwarden.monitoring.ml.registry import ModelRegistry
+        from logwarden.monitoring.ml.verdicts import VerdictStore
+
+        self.alerts.verdicts = VerdictStore.for_data_dir(self.paths.root)
+        self.alerts.scorer = ActionableScorer(ModelRegistry.for_lake(self.paths.lake))
+        self.verdict_trainer = VerdictTrainer(self.paths).start()
 
     def _start_processing(self) -> None:
         """The spool processor on Dask, and the lake's retention job."""
         opts = self.options
         workers = opts.adaptive_max or max(1, len(self.dask.client.nthreads()))
         processing = opts.settings.processing
+        if opts.demo:  # the demo's threat list, for its threat_indicator_seen incident
+            processing = demo_processing(processing, self.paths.root)
+        self.forwarder = build_forwarder(opts.settings.storage.forward, self.paths.root)
         self.processor = SpoolProcessor(self.dask.client, self.paths, self._on_batch, max_in_flight=2 * workers,
                                         masking=processing.masking, inventory=processing.inventory,
                                         elasticsearch=opts.settings.storage.elasticsearch,
                                         on_quarantine=self._on_quarantine,
+                                        reconnect=self.dask.reconnect if opts.dask_scheduler else None,
                                         deadletter_max_bytes=opts.settings.collector.max_deadletter_bytes)
         self.processor.start()
         self.retention = RetentionScheduler(self.paths.lake, opts.settings.storage.retention).start()
@@ -240,6 +272,8 @@ class Stack:
             "Dask dashboard": (self.dask.dashboard_link if self.dask else None) or "(none)",
             "Ray dashboard": (self.ray.dashboard_url if self.ray and self.ray.dashboard_url else
                               f"(cluster at {opts.ray_address})" if opts.ray_address else "(none)"),
+            **({"Ray dashboard token": hint} if self.ray and (self.ray.dashboard_url or opts.ray_address)
+               and (hint := ray_dashboard_hint()) else {}),
             "alerts": f"console, {self.paths.alerts / 'outbox.jsonl'} and the configured channels",
             "dashboard": (self.dashboard.url.rstrip("/") if self.dashboard else
                           f"{self.scheme}://{opts.host}:{opts.dashboard_port}") if opts.dashboard_port is not None
@@ -254,6 +288,8 @@ class Stack:
     def _on_batch(self, output: BatchOutput) -> None:
         anomalies = self.pool.process(output.batch_id, output.records)
         self.alerts.dispatch(anomalies)
+        if self.forwarder is not None:  # last: a batch handed on again is seen once by the detectors
+            self.forwarder.forward(output.batch_id, output.records)
         if output.num_records:
             newest = output.records["timestamp"][-1].value  # sorted by event time in processing
             with self._event_lock:
@@ -263,7 +299,36 @@ class Stack:
     def _on_quarantine(self, entry: QuarantinedBatch) -> None:
         """A spool batch quarantined (or, retried, gone through): a CRITICAL self-alert through the router."""
         if self.alerts is not None:
-            self.alerts.dispatch([quarantine_anomaly(entry)])
+            self.alerts.dispatch(self.self_rules.quarantined(entry))
+
+    def _check_self_rules(self) -> None:
+        """The periodic self-rules, their alerts through the router (a failed check waits for the next tick)."""
+        if self.alerts is None:
+            return
+        try:
+            self.alerts.dispatch(self.self_rules.check(self.probe.state()))
+        except Exception:  # noqa: BLE001 - checking the stack must not stop it
+            log.exception("self-rules check failed")
+
+    def metrics_urls(self) -> dict[str, str]:
+        """The Prometheus endpoint of each process: the collector's and the driver's (the API's)."""
+        opts = self.options
+        urls = {"driver": f"{self.api.base_url}/metrics"} if self.api else {}
+        if opts.collector:
+            urls["collector"] = f"{self.scheme}://{opts.host}:{opts.http_port}/metrics"
+        return urls
+
+    def _flush_digests(self) -> None:
+        """Send the e-mail digests waiting for their time before stopping; say so for any that cannot go."""
+        try:
+            sent, left = flush_digests(self.alerts, timeout=self.options.settings.alerting.flush_timeout)
+        except Exception:  # noqa: BLE001 - stopping goes on; the digests stay queued in the alert store
+            log.exception("sending the pending digests failed")
+            return
+        if sent:
+            print(f"logwarden: sent {sent} pending digest(s) before stopping", flush=True)
+        for digest in left:
+            print(f"logwarden: {digest.describe()}", flush=True)
 
     def _reload_rules(self) -> None:
         try:
@@ -282,7 +347,10 @@ class Stack:
               flush=True)
 
     def tick(self) -> None:
-        """Once a second: keep the collector up, and move event time on when sources are idle."""
+        """Once a second: check the self-rules, keep the collector up, and move event time on when sources
+        are idle."""
+        self._check_lost_cluster()
+        self._check_self_rules()
         if self.collector:
             self.collector.ensure_running()
         with self._event_lock:
@@ -293,6 +361,15 @@ class Stack:
                 not (self.processor and self.processor.pending()):
             self.alerts.dispatch(self.pool.advance(newest + int(idle * US)))
 
+    def _check_lost_cluster(self) -> None:
+        """Raise ``ClusterLost`` when the Ray head is gone, with the actors: the stack must start over."""
+        reason = (self.ray.lost() if self.ray else None) or (self.pool.unavailable if self.pool else None)
+        if reason:
+            self.cluster_lost = reason
+            if self.pool:
+                self.pool.shutdown(cluster_lost=True)  # a batch call waiting for an actor gives up now
+            raise ClusterLost(reason)
+
     def run(self, duration: float | None, stop: threading.Event) -> None:
         """Tick until ``stop`` is set or ``duration`` seconds have passed."""
         deadline = None if duration is None else time.monotonic() + duration
@@ -301,6 +378,8 @@ class Stack:
                 return
             try:
                 self.tick()
+            except ClusterLost:
+                raise
             except Exception:  # noqa: BLE001 - one failed tick (e.g. a full disk) must not end the stack
                 log.exception("stack tick failed; the next one comes in a second")
 
@@ -317,17 +396,22 @@ class Stack:
             self.compaction.stop()
         if self.retrain:
             self.retrain.stop()
+        if self.verdict_trainer:
+            self.verdict_trainer.stop()
         if self.collector:
             self.collector.stop()
         if self.watcher:
             self.watcher.stop()
         if self.processor:
-            self.processor.stop(drain_timeout=30.0)
+            self.processor.stop(drain_timeout=0.0 if self.cluster_lost else 30.0)  # the rest waits in the spool
+        if self.forwarder:
+            self.forwarder.stop(drain_timeout=5.0)  # what is left stays in the forward buffers
         if self.pool:
-            self.pool.shutdown()
+            self.pool.shutdown(cluster_lost=self.cluster_lost is not None)
         if self.api:
             self.api.stop()
         if self.alerts:
+            self._flush_digests()
             self.alerts.close()
         if self.ray:
             self.ray.close()
@@ -336,5 +420,6 @@ class Stack:
         if self._owns_stack_file:
             (self.paths.run / STACK_FILE).unlink(missing_ok=True)
         self.demo = self.collector = self.watcher = self.processor = self.pool = self.alerts = self.api = None
-        self.dashboard = self.retention = self.retrain = None
+        self.forwarder = None
+        self.dashboard = self.retention = self.retrain = self.verdict_trainer = None
         self.ray = self.dask = None

@@ -10,6 +10,11 @@ Faults: actors restart (``max_restarts``) and resume from their checkpoint
 says so, and the pool replays them from the calls it keeps (those after the oldest checkpoint).
 Replays raise the same anomalies again (they are stamped in event time); the pool drops those it
 has already handed out, so no alert is lost and none is repeated.
+
+When the Ray head dies, every actor and object dies with it and the handles cannot be used with a new
+head: a call that stays unanswered for ``CALL_ATTEMPTS`` attempts sets ``unavailable``, and the owner
+(``logwarden up``) starts over; ``shutdown(cluster_lost=True)`` then neither checkpoints nor kills (the
+checkpoints on disk stay as the actors last wrote them).
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from ray.exceptions import RayActorError
 from logwarden.monitoring.anomaly import Anomaly
 from logwarden.monitoring.checkpoint import Checkpoint, CheckpointStore
 from logwarden.monitoring.engine import DetectorSet, anomaly_order
+from logwarden.monitoring.metrics import DetectorMetrics, progress_of
 from logwarden.monitoring.rules import RulesFile, RuleSpec
 from logwarden.monitoring.sharding import newest_event_us, split_by_key
 
@@ -66,7 +72,7 @@ class DetectorActor:
 
     def _reply(self, anomalies: list[Anomaly]) -> dict[str, Any]:
         return {"anomalies": [a.to_dict() for a in anomalies], "applied": self.applied_seq,
-                "checkpointed": self.checkpointed_seq}
+                "checkpointed": self.checkpointed_seq, "progress": progress_of(self.detectors.rules.values())}
 
     def _apply(self, seq: int, batch_id: str | None, records: pa.Table | None, event_time_us: int | None) -> list:
         if batch_id is None:
@@ -172,6 +178,9 @@ class DetectorPool:
         self._seq = 0
         self._emitted: OrderedDict[str, None] = OrderedDict()
         self.replayed_calls = 0
+        self.unavailable: str | None = None  # why the detectors cannot be reached any more
+        self._abandoned = False
+        self.metrics = DetectorMetrics()  # served by the driver's /metrics; actors report with their replies
         self.reload(rules)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
@@ -200,6 +209,7 @@ class DetectorPool:
             for name in list(self._rules):
                 if name not in wanted:
                     self._stop(self._rules.pop(name), forget=True)
+                    self.metrics.forget(name)
                     changes["removed"].append(name)
             for name, spec in wanted.items():
                 current = self._rules.get(name)
@@ -222,8 +232,10 @@ class DetectorPool:
     # data ----------------------------------------------------------------------------------
     def process(self, batch_id: str, records: pa.Table) -> list[Anomaly]:
         """Fan a batch out to every rule's shards; the anomalies, in event-time order."""
+        self._check_usable()
         with self._lock:
             self._seq += 1
+            self.metrics.batch(records.num_rows)
             newest = newest_event_us(records)
             shared = ray.put(records)
             splits: dict[tuple, list[Any]] = {}
@@ -242,11 +254,18 @@ class DetectorPool:
 
     def advance(self, event_time_us: int) -> list[Anomaly]:
         """Move every rule's event time forward (idle sources)."""
+        self._check_usable()
         with self._lock:
             self._seq += 1
+            self.metrics.advance()
             calls = [(rule, [None] * len(rule.shards)) for rule in self._rules.values()]
             self._calls.append(_Call(self._seq, None, {}, event_time_us))
             return self._run(calls, None, event_time_us)
+
+    def _check_usable(self) -> None:
+        """Refuse work once abandoned: a batch must not be taken as seen by detectors that are gone."""
+        if self._abandoned:
+            raise RuntimeError(f"the detectors are gone with their Ray cluster ({self.unavailable or 'lost'})")
 
     def _run(self, calls: list[tuple[_Rule, list[Any]]], batch_id: str | None, event_time_us: int | None) -> list:
         seq = self._seq
@@ -262,9 +281,12 @@ class DetectorPool:
                  event_time_us: int | None) -> list[Anomaly]:
         shard = rule.shards[index]
         for attempt in range(CALL_ATTEMPTS):
+            if self._abandoned:
+                break
             try:
                 reply = ray.get(ref)
             except RayActorError as exc:
+                self.metrics.actor_failed(rule.spec.name, index)
                 log.warning("rule %s shard %d: actor failed (%s); retrying on its restart", rule.spec.name, index,
                             type(exc).__name__)
                 time.sleep(min(0.2 * (attempt + 1), 2.0))
@@ -274,8 +296,11 @@ class DetectorPool:
                 ref = self._replay(rule, index, reply["missing_after"], seq)
                 continue
             shard.checkpointed = reply["checkpointed"] if reply["checkpointed"] is not None else shard.checkpointed
-            return self._fresh([Anomaly.from_dict(d) for d in reply["anomalies"]])
-        raise RuntimeError(f"rule {rule.spec.name} shard {index}: actor unavailable after {CALL_ATTEMPTS} attempts")
+            fresh = self._fresh([Anomaly.from_dict(d) for d in reply["anomalies"]])
+            self.metrics.reply(rule.spec.name, index, reply.get("progress"), fresh)
+            return fresh
+        self.unavailable = f"rule {rule.spec.name} shard {index}: actor unavailable after {CALL_ATTEMPTS} attempts"
+        raise RuntimeError(self.unavailable)
 
     def _ref_for(self, rule: _Rule, index: int, seq: int) -> Any:
         for call in reversed(self._calls):
@@ -342,8 +367,15 @@ class DetectorPool:
                 for shard, seq in zip(rule.shards, ray.get([s.actor.checkpoint.remote() for s in rule.shards])):
                     shard.checkpointed = seq
 
-    def shutdown(self) -> None:
-        """Checkpoint (when enabled), then stop every actor; checkpoints stay for the next start."""
+    def shutdown(self, cluster_lost: bool = False) -> None:
+        """Checkpoint (when enabled), then stop every actor; checkpoints stay for the next start. With
+        ``cluster_lost`` (the Ray head died, and the actors with it), only forget them: a call waiting for
+        an actor gives up, and nothing waits on the lock a call holds."""
+        if cluster_lost:
+            self._abandoned = True
+            self._rules = {}
+            self._calls = deque()
+            return
         with self._lock:
             if self.checkpoint_dir:
                 try:

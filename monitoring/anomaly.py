@@ -45,6 +45,7 @@ class Anomaly:
     id: str = ""
     confidence: float | None = None  # ML anomalies: how sure the model is, in [0, 1]
     explanation: dict = field(default_factory=dict)  # ML anomalies: the features and templates behind it
+    actionable: float | None = None  # learned from verdicts: the confidence that it is actionable, in [0, 1]
     tenant: str = DEFAULT_TENANT
 
     def __post_init__(self) -> None:

@@ -5,21 +5,23 @@ detectors from.
       rules: /etc/logwarden/rules.yaml   # the rules file: detectors and severity routing (--rules overrides)
       idle_advance_after: 5s             # with no batch for this long, event time moves on with the
                                          # wall clock (so that silence is detected on idle sources)
+      self_rules: {disk_low_water: 2GiB}  # the alerts logwarden raises about itself (monitoring/self_rules.py)
 
 The defaults are the fields of :class:`MonitoringConfig`. What each detector does (windows,
 allowed lateness, shards) is declared per rule in the rules file, not here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from logwarden.common.yamlconf import ConfigError, check_duration, check_mapping, check_str
+from logwarden.monitoring.self_rules import SelfRulesConfig
 from logwarden.schemas import ANOMALY_SCHEMA_PATH
 
 SECTION = "monitoring"
-KEYS = ("rules", "idle_advance_after")
+KEYS = ("rules", "idle_advance_after", "self_rules")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class MonitoringConfig:
 
     rules: Path = ANOMALY_SCHEMA_PATH  # the shipped schemas/anomaly_schema.yaml
     idle_advance_after: float = 5.0  # seconds
+    self_rules: SelfRulesConfig = field(default_factory=SelfRulesConfig)
 
     @classmethod
     def from_dict(cls, section: Any) -> "MonitoringConfig":
@@ -43,4 +46,6 @@ class MonitoringConfig:
         if "idle_advance_after" in section:
             kwargs["idle_advance_after"] = check_duration(section["idle_advance_after"],
                                                           (SECTION, "idle_advance_after"), positive=True)
+        if "self_rules" in section:
+            kwargs["self_rules"] = SelfRulesConfig.from_dict(section["self_rules"])
         return cls(**kwargs)

@@ -6,26 +6,43 @@
       masking:                                     # what is masked before storage and alerts
         emails: true
         extra_rules: [{name: order-ids, pattern: 'ORD-\\d+', replacement: 'ORD-***'}]
+      geoip:                                       # country, AS, city of client/source/destination addresses
+        database: embedded                         # embedded (geoip2fast, country + AS name) or a .mmdb path
+        asn_database: GeoLite2-ASN.mmdb            # optional: AS numbers and organisations (.mmdb)
+        enabled: true
+      threat_intel:                                # indicator files: plain lists, CSV, MISP CSV, STIX 2.1 JSON
+        files: [bad-ips.txt, {path: feeds/stix.json, name: vendor-x, confidence: 90}]
+        reload: 10s                                # how often the files are looked at for changes
+      users: users.csv                             # user directory: user_id, name, department, privileged
 
 The masking keys and their defaults are the fields of
 :class:`~logwarden.processing.masking.MaskingConfig`.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from logwarden.common.yamlconf import (
-    ConfigError, check_bool, check_mapping, check_str, check_str_list, describe,
+    ConfigError, check_bool, check_duration, check_int, check_mapping, check_str, check_str_list, describe,
 )
-from logwarden.processing.enrich import Inventory
+from logwarden.processing.enrich import Context, Inventory
+from logwarden.processing.geoip import EMBEDDED, GeoConfig, check_database
+from logwarden.processing.threatintel import DEFAULT_CONFIDENCE, DEFAULT_RELOAD, Indicators, ThreatConfig, \
+    ThreatFeed, read_feed
+from logwarden.processing.users import UsersConfig, read_directory
 from logwarden.processing.masking import MaskingConfig
 from logwarden.schemas import SERVICE_INVENTORY_PATH
 
 SECTION = "processing"
-KEYS = ("inventory", "masking")
+KEYS = ("inventory", "masking", "geoip", "threat_intel", "users")
+GEOIP_KEYS = ("database", "asn_database", "enabled")
+THREAT_KEYS = ("files", "reload")
+FEED_KEYS = ("path", "name", "confidence")
+USERS_KEYS = ("path", "reload")
 RULE_KEYS = ("name", "pattern", "replacement")
 
 
@@ -36,10 +53,18 @@ def shipped_inventory() -> Inventory:
 
 @dataclass(frozen=True)
 class ProcessingConfig:
-    """The service inventory and the masking rules."""
+    """The service inventory, the masking rules, and the security context (GeoIP, threat intelligence,
+    user directory), which enrichment reaches through ``inventory.context``."""
 
     inventory: Inventory = field(default_factory=shipped_inventory)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    geoip: GeoConfig = field(default_factory=GeoConfig)
+    threat_intel: ThreatConfig = field(default_factory=ThreatConfig)
+    users: UsersConfig = field(default_factory=UsersConfig)
+
+    def __post_init__(self) -> None:
+        context = Context(self.geoip, self.threat_intel, self.users)
+        object.__setattr__(self, "inventory", dataclasses.replace(self.inventory, context=context))
 
     @classmethod
     def from_dict(cls, section: Any) -> "ProcessingConfig":
@@ -53,7 +78,83 @@ class ProcessingConfig:
             kwargs["inventory"] = _inventory(section["inventory"])
         if section.get("masking") is not None:
             kwargs["masking"] = _masking(section["masking"])
+        if section.get("geoip") is not None:
+            kwargs["geoip"] = _geoip(section["geoip"])
+        if section.get("threat_intel") is not None:
+            kwargs["threat_intel"] = _threat_intel(section["threat_intel"])
+        if section.get("users") is not None:
+            kwargs["users"] = _users(section["users"])
         return cls(**kwargs)
+
+
+def _path(value: Any, where: tuple) -> str:
+    path = Path(check_str(value, where)).expanduser()
+    if not path.is_file():
+        raise ConfigError.at(where, f"no such file: {path}")
+    return str(path)
+
+
+def _geoip(value: Any) -> GeoConfig:
+    where = (SECTION, "geoip")
+    value = check_mapping(value, where, GEOIP_KEYS)
+    database = check_str(value.get("database", EMBEDDED), (*where, "database"))
+    if database != EMBEDDED:
+        database = _path(database, (*where, "database"))
+    asn = value.get("asn_database")
+    config = GeoConfig(database=database,
+                       asn_database=None if asn is None else _path(asn, (*where, "asn_database")),
+                       enabled=check_bool(value.get("enabled", True), (*where, "enabled")))
+    try:
+        check_database(config)
+    except ValueError as exc:
+        raise ConfigError.at(where, str(exc)) from None
+    return config
+
+
+def _threat_intel(value: Any) -> ThreatConfig:
+    where = (SECTION, "threat_intel")
+    value = check_mapping(value, where, THREAT_KEYS)
+    files = _list(value.get("files", []), (*where, "files"))
+    feeds = tuple(_feed(item, (*where, "files", index)) for index, item in enumerate(files))
+    reload = check_duration(value.get("reload", DEFAULT_RELOAD), (*where, "reload"), positive=True)
+    return ThreatConfig(feeds, reload)
+
+
+def _feed(value: Any, where: tuple) -> ThreatFeed:
+    """One indicator file (a path, or {path, name, confidence}), read once here so a bad file is refused."""
+    path_at = where if isinstance(value, str) else (*where, "path")
+    if isinstance(value, str):
+        value = {"path": value}
+    value = check_mapping(value, where, FEED_KEYS)
+    if "path" not in value:
+        raise ConfigError.at(where, "an indicator file needs a path (and may have name, confidence)")
+    path = _path(value["path"], path_at)
+    name = check_str(value.get("name", Path(path).stem), (*where, "name"))
+    confidence = check_int(value.get("confidence", DEFAULT_CONFIDENCE), (*where, "confidence"), 0, 100)
+    feed = ThreatFeed(path, name, confidence)
+    try:
+        read_feed(feed, Indicators())
+    except (ValueError, OSError) as exc:
+        raise ConfigError.at(where, str(exc)) from None
+    return feed
+
+
+def _users(value: Any) -> UsersConfig:
+    where = (SECTION, "users")
+    path_at = where if isinstance(value, str) else (*where, "path")
+    if isinstance(value, str):
+        value = {"path": value}
+    value = check_mapping(value, where, USERS_KEYS)
+    if "path" not in value:
+        raise ConfigError.at(where, "the user directory needs a path (and may have reload)")
+    path = _path(value["path"], path_at)
+    try:
+        read_directory(path)
+    except ConfigError as exc:  # located in the directory file: keep its own file and line
+        raise ConfigError.at(where, str(exc)) from None
+    except (ValueError, OSError) as exc:
+        raise ConfigError.at(where, str(exc)) from None
+    return UsersConfig(path, check_duration(value.get("reload", DEFAULT_RELOAD), (*where, "reload"), positive=True))
 
 
 def _inventory(value: Any) -> Inventory:

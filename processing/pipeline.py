@@ -11,10 +11,18 @@ A batch that cannot be read, or that failed ``MAX_ATTEMPTS`` times, is quarantin
 ``spool/failed`` with its reason (``processing.quarantine``); it is counted in
 ``logwarden_spool_quarantined_batches`` and announced through ``on_quarantine`` (the stack raises a
 CRITICAL self-alert). When a retried batch goes through, ``on_quarantine`` hears of it again, resolved.
+
+Outages of the Dask scheduler: when the client loses it (``kill -9``, a restart), every future it held
+is cancelled. The batches in flight go back to the spool and are submitted again once the client is
+connected again, with no attempt counted against them (``quarantine.counts_as_attempt``; nor for a
+full data disk): only failures of a batch's own tasks lead to quarantine. A client that gave up reconnecting (after its timeout) is
+replaced through ``reconnect``, when given. Each batch is still committed once: the lake is idempotent
+by batch id, and a batch is handed to the sink (and deleted from the spool) only once it went through.
 """
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,7 +40,7 @@ from logwarden.processing.batch import BatchOutput, CorruptBatch, batch_id_of, f
 from logwarden.processing.enrich import Inventory
 from logwarden.processing.masking import MaskingConfig
 from logwarden.processing.mining import TemplateCoordinator
-from logwarden.processing.quarantine import FAILED, UNREADABLE, Quarantine, QuarantinedBatch
+from logwarden.processing.quarantine import FAILED, UNREADABLE, Quarantine, QuarantinedBatch, counts_as_attempt
 from logwarden.processing.templates import TemplateInfo
 from logwarden.storage.elasticsearch import ElasticsearchConfig
 
@@ -42,6 +50,12 @@ BatchSink = Callable[[BatchOutput], None]
 QuarantineSink = Callable[[QuarantinedBatch], None]
 MAX_ATTEMPTS = 5
 READY_FACTOR = 4  # at most this many times max_in_flight batches held, computing or waiting to be handed on
+OUTAGE_RETRY = 1.0  # seconds before a batch lost to an outage is submitted again
+DELIVERY_DEPTH = 2  # finished batches queued for the sink while the workers go on
+RECONNECT_INTERVAL = 2.0  # seconds between attempts at a new client, once the old one gave up
+CONNECTED = "running"
+GAVE_UP = frozenset({"closing", "closed", "failed"})  # client states it does not leave by itself
+Reconnect = Callable[[], Client]
 
 
 @dataclass
@@ -52,6 +66,9 @@ class InFlight:
     future: Future
     phase: str = "prepare"  # then "finalize", then "ready" (waiting for earlier batches to be handed on)
     learned: list[TemplateInfo] = field(default_factory=list)
+    submitted: float = field(default_factory=time.monotonic)  # for logwarden_processing_batch_seconds
+    spooled_at: float | None = None  # the spool file's mtime, for logwarden_processing_lag_seconds
+    output: BatchOutput | None = None  # once finished, while it waits for the sink
 
 
 class ImportProcessing(WorkerPlugin):
@@ -73,8 +90,9 @@ class SpoolProcessor:
                  poll_interval: float = 0.05, masking: MaskingConfig | None = None,
                  spool_dir: Path | None = None, elasticsearch: "ElasticsearchConfig | None" = None,
                  inventory: Inventory | None = None, on_quarantine: QuarantineSink | None = None,
-                 deadletter_max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
+                 deadletter_max_bytes: int | None = DEFAULT_MAX_BYTES, reconnect: Reconnect | None = None) -> None:
         self.client = client
+        self.reconnect = reconnect
         self.spool = Spool(spool_dir or paths.spool)
         self.quarantine = Quarantine(self.spool.directory)
         self.on_quarantine = on_quarantine
@@ -94,12 +112,22 @@ class SpoolProcessor:
         self._failures: dict[str, tuple[int, float]] = {}  # batch id -> (attempts, retry not before)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Finished batches go to the sink (the detectors) in their own thread, in spool order, so the
+        # workers keep processing meanwhile; a batch leaves the spool only once the sink took it.
+        self._delivery: queue.Queue[InFlight | None] = queue.Queue(maxsize=DELIVERY_DEPTH)
+        self._delivering: set[str] = set()
+        self._delivery_thread: threading.Thread | None = None
         self.batches_done = 0
         self.records_done = 0
         self.last_error: str | None = None
         self.dead_lettered = 0
+        self.outages = 0  # times the scheduler was lost
+        self.resubmitted = 0  # batches submitted again after an outage, uncounted
+        self._outage_since: float | None = None
+        self._reconnect_at = 0.0
         client.register_plugin(ImportProcessing(), name=ImportProcessing.name)
         metrics.watch_quarantine(self.quarantine.count)
+        metrics.watch_spool(self.spool)
         waiting = self.quarantine.count()
         if waiting:
             log.warning("%d spool batch(es) in quarantine (%s): see `logwarden spool failed list`",
@@ -109,6 +137,8 @@ class SpoolProcessor:
         """Run in a daemon thread."""
         self._thread = threading.Thread(target=self._loop, name="spool-processor", daemon=True)
         self._thread.start()
+        self._delivery_thread = threading.Thread(target=self._delivery_loop, name="spool-delivery", daemon=True)
+        self._delivery_thread.start()
 
     def stop(self, drain_timeout: float = 0.0) -> None:
         """Stop; first wait up to ``drain_timeout`` seconds for the spool to empty."""
@@ -118,6 +148,9 @@ class SpoolProcessor:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)
+        if self._delivery_thread:
+            self._delivery.put(None)  # after the batches already handed over
+            self._delivery_thread.join(timeout=30)
         self.templates.save()
 
     def pending(self) -> int:
@@ -127,6 +160,9 @@ class SpoolProcessor:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                if not self._connected():
+                    self._stop.wait(self.poll_interval * 4)
+                    continue
                 self._submit_new()
                 if not self._advance_done():
                     time.sleep(self.poll_interval)
@@ -134,6 +170,46 @@ class SpoolProcessor:
                 self.last_error = repr(exc)
                 log.exception("spool processing failed; retrying")
                 time.sleep(1.0)
+
+    def _connected(self) -> bool:
+        """Whether the client is connected to the scheduler. Losing it gives the batches in flight back to
+        the spool; a client that gave up is replaced (``reconnect``); on its return, the plugin is
+        registered again (a restarted scheduler does not know it)."""
+        status = self.client.status
+        if status == CONNECTED:
+            if self._outage_since is not None:
+                self._scheduler_back()
+            return True
+        if self._outage_since is None:
+            self._outage_started(status)
+        if status in GAVE_UP and self.reconnect is not None and time.monotonic() >= self._reconnect_at:
+            self._reconnect_at = time.monotonic() + RECONNECT_INTERVAL
+            try:
+                self.client = self.reconnect()
+            except Exception as exc:  # noqa: BLE001 - the scheduler is not back yet: try again later
+                self.last_error = f"reconnecting to the Dask scheduler: {exc!r}"
+                log.warning("Dask scheduler still unreachable (%r); trying again in %.0fs", exc, RECONNECT_INTERVAL)
+        return False
+
+    def _outage_started(self, status: str) -> None:
+        self._outage_since = time.monotonic()
+        self.outages += 1
+        lost = len(self._in_flight)
+        for item in self._in_flight.values():
+            _release(item.future)
+        self._in_flight.clear()
+        self.resubmitted += lost
+        self._snapshot_future = None
+        self.last_error = f"lost the Dask scheduler (client {status})"
+        log.warning("lost the Dask scheduler (client %s): %d batch(es) in flight go back to the spool, to be "
+                    "submitted again (no attempt counted) when it is back", status, lost)
+
+    def _scheduler_back(self) -> None:
+        self.client.register_plugin(ImportProcessing(), name=ImportProcessing.name)
+        log.warning("the Dask scheduler is back after %.1fs; processing the spool again",
+                    time.monotonic() - self._outage_since)
+        self._outage_since = None
+        self._snapshot_future = None
 
     def _snapshot(self) -> Future:
         """The template snapshot on the workers, scattered again when it changed or was lost
@@ -148,16 +224,20 @@ class SpoolProcessor:
     def _submit_new(self) -> None:
         now = time.monotonic()
         computing = sum(item.phase != "ready" for item in self._in_flight.values())
+        # Taken before listing the spool: a batch the delivery thread unlinks afterwards is in it; one it
+        # was not delivering then cannot vanish from the listing (only delivered batches are unlinked).
+        delivering = set(self._delivering)
         for path in self.spool.batches():
             # finished batches waiting for an earlier one do not hold the workers back, within reason
             if computing >= self.max_in_flight or len(self._in_flight) >= READY_FACTOR * self.max_in_flight:
                 return
             batch_id = batch_id_of(path)
-            if batch_id in self._in_flight or self._failures.get(batch_id, (0, 0.0))[1] > now:
+            if (batch_id in self._in_flight or batch_id in delivering
+                    or self._failures.get(batch_id, (0, 0.0))[1] > now):
                 continue
             future = self.client.submit(prepare_batch, str(path), self._snapshot(), self.masking,
                                         key=f"prepare-{batch_id}-{time.monotonic_ns()}", retries=2)
-            self._in_flight[batch_id] = InFlight(path, future)
+            self._in_flight[batch_id] = InFlight(path, future, spooled_at=_mtime(path))
             computing += 1
 
     def _advance_done(self) -> bool:
@@ -168,9 +248,12 @@ class SpoolProcessor:
                 del self._in_flight[batch_id]
                 status = item.future.status
                 error = item.future.exception() if status == "error" else None
-                self._record_failure(batch_id, item.path, error or RuntimeError(f"task {status}"))
-                item.future.release()
+                _release(item.future)
                 self._snapshot_future = None  # it may be what was lost: scatter it again
+                if counts_as_attempt(status, error):
+                    self._record_failure(batch_id, item.path, error or RuntimeError(f"task {status}"))
+                else:
+                    self._retry_after_outage(batch_id, repr(error) if error else f"task {status}")
             elif item.phase == "prepare":
                 self._finalize(batch_id, item)
             else:
@@ -207,24 +290,47 @@ class SpoolProcessor:
         prepared.release()
 
     def _deliver(self, item: InFlight) -> None:
+        """Hand a finished batch to the delivery thread (waits while DELIVERY_DEPTH batches are queued)."""
         output: BatchOutput = item.future.result()
         item.future.release()
         output.new_templates = item.learned
         self.templates.merge_usage(output.usage)
+        item.output = output
+        self._delivering.add(output.batch_id)
+        self._delivery.put(item)
+
+    def _delivery_loop(self) -> None:
+        while (item := self._delivery.get()) is not None:
+            try:
+                self._delivered(item)
+            except Exception as exc:  # the batch stays in the spool and is processed again
+                self.last_error = repr(exc)
+                log.exception("handing batch %s on failed; it will be processed again", item.output.batch_id)
+            finally:
+                self._delivering.discard(item.output.batch_id)
+
+    def _delivered(self, item: InFlight) -> None:
+        output = item.output
         self.sink(output)
         item.path.unlink(missing_ok=True)
         self._failures.pop(output.batch_id, None)
         self.batches_done += 1
         self.records_done += output.num_records
         self.dead_lettered += output.dead_lettered
-        metrics.BATCHES.inc()
-        metrics.RECORDS.inc(output.num_records)
-        if output.dead_lettered:
-            metrics.DEAD_LETTERED.inc(output.dead_lettered)
+        metrics.observe_batch(output, item.submitted, item.spooled_at)
         retried = self.quarantine.take_retried(output.batch_id)
         if retried is not None:
             log.warning("batch %s, retried from quarantine, went through", output.batch_id)
             self._announce(retried)
+
+    def _retry_after_outage(self, batch_id: str, reason: str) -> None:
+        """A batch lost to an outage (not its own failure): again in ``OUTAGE_RETRY`` s, attempts unchanged."""
+        attempts = self._failures.get(batch_id, (0, 0.0))[0]
+        self._failures[batch_id] = (attempts, time.monotonic() + OUTAGE_RETRY)
+        self.resubmitted += 1
+        self.last_error = f"batch {batch_id}: {reason}"
+        log.warning("batch %s: %s, an outage, not its own failure; submitting it again (no attempt counted)",
+                    batch_id, reason)
 
     def _record_failure(self, batch_id: str, path: Path, error: BaseException) -> None:
         attempts = self._failures.get(batch_id, (0, 0.0))[0] + 1
@@ -258,6 +364,22 @@ class SpoolProcessor:
             self.on_quarantine(entry)
         except Exception:  # noqa: BLE001 - the alert path must not stop processing
             log.exception("announcing quarantined batch %s failed", entry.batch_id)
+
+
+def _mtime(path: Path) -> float | None:
+    """When ``path`` was written (None when it is gone)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _release(future: Future) -> None:
+    """Release a future; a client that lost its scheduler may have forgotten it already."""
+    try:
+        future.release()
+    except Exception:  # noqa: BLE001 - nothing left to release
+        log.debug("future %s already gone", future.key)
 
 
 def _finalize_after(_prepared, spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],

@@ -1,7 +1,8 @@
 """The quarantine of the spool: batches processing gave up on, each with the reason beside it.
 
 A batch lands in ``spool/failed/`` when its Parquet file cannot be read (at once: retrying cannot
-help) or when it failed every attempt (``pipeline.MAX_ATTEMPTS``). Beside ``<batch>.parquet`` lies
+help) or when it failed every attempt (``pipeline.MAX_ATTEMPTS``; a batch lost to an outage of the Dask
+scheduler or of a worker, or to a full disk, is not charged an attempt: ``counts_as_attempt``). Beside ``<batch>.parquet`` lies
 ``<batch>.reason.json``: the kind (``unreadable`` or ``failed``), the reason, the last error, the
 attempts, the time, the size and the record count. ``retry`` moves a batch back into the spool,
 where a running stack picks it up, and keeps its reason as ``<batch>.retried.json`` until the batch
@@ -9,6 +10,7 @@ goes through (then the self-alert it raised is resolved).
 """
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +30,12 @@ UNREADABLE = "unreadable"
 FAILED = "failed"
 FIRING = "firing"
 RESOLVED = "resolved"
+#: States of a batch's Dask future that say nothing about the batch: the client lost the scheduler (it
+#: cancels every future it held) or a worker holding a result went away. Such a batch goes back to the
+#: spool and is submitted again without an attempt counted against it.
+OUTAGE_STATES = frozenset({"cancelled", "lost"})
+#: Errors of a batch's task that are the environment's, not the batch's: a full data disk.
+OUTAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass
@@ -54,6 +62,15 @@ class QuarantinedBatch:
         """The inverse of ``to_dict`` (unknown keys ignored)."""
         known = cls.__dataclass_fields__
         return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def counts_as_attempt(status: str, error: BaseException | None = None) -> bool:
+    """Whether a batch whose task ended in ``status`` (with ``error``) used up one of its attempts
+    (``pipeline.MAX_ATTEMPTS``): only an error of the batch's own task does; an outage of the cluster
+    (``OUTAGE_STATES``) or a full disk (``OUTAGE_ERRNOS``) does not."""
+    if status in OUTAGE_STATES:
+        return False
+    return not (isinstance(error, OSError) and error.errno in OUTAGE_ERRNOS)
 
 
 def record_count(path: Path) -> int | None:

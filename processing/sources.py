@@ -58,7 +58,8 @@ def to_log_record(parsed: ParsedRecord, default_service: str, fallback_time: dat
     return record
 
 
-def _raw_bytes(raw: RawRecord) -> bytes:
+def raw_bytes(raw: RawRecord) -> bytes:
+    """The original bytes of a record (a decoded document element as compact JSON)."""
     return raw.data if isinstance(raw.data, bytes) else orjson.dumps(raw.data, default=str)
 
 
@@ -72,5 +73,5 @@ def file_records(path: Path, format_name: str = "auto") -> Iterator[SourceRecord
         parsed = parse(raw, name)
         if parsed.timestamp is not None:
             previous = parsed.timestamp
-        yield SourceRecord(path, raw.number, _raw_bytes(raw), to_log_record(parsed, service, previous),
+        yield SourceRecord(path, raw.number, raw_bytes(raw), to_log_record(parsed, service, previous),
                            parsed.format)

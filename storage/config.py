@@ -18,10 +18,19 @@
       elasticsearch:             # needs the extra: pip install 'logwarden[elasticsearch]'
         url: http://127.0.0.1:9200   # unset: no Elasticsearch sink
         index_prefix: logwarden
+      forward:                   # SIEM sinks (storage/forward/): splunk_hec, syslog_cef, http (ndjson | otlp)
+        - type: splunk_hec
+          url: https://splunk.example.com:8088
+          token: ${SPLUNK_HEC_TOKEN}
+          filter: {field: level, in: [ERROR, CRITICAL]}   # a rule filter; unset: every record
+          batch: {max_records: 500, max_bytes: 1MiB, timeout: 1s}
+          buffer_bytes: 256MiB     # the disk buffer (<data-dir>/forward/<name>/); when full, new records are dropped
+          retry: {initial_backoff: 500ms, max_backoff: 1m}
 
 The defaults are the fields of :class:`~logwarden.storage.retention.RetentionPolicy`,
-:class:`~logwarden.storage.compaction.CompactionPolicy` and
-:class:`~logwarden.storage.elasticsearch.ElasticsearchConfig`.
+:class:`~logwarden.storage.compaction.CompactionPolicy`,
+:class:`~logwarden.storage.elasticsearch.ElasticsearchConfig` and of each sink's config in
+:mod:`logwarden.storage.forward` (a ``filter`` is checked by the wiring, ``logwarden.forwarding``).
 """
 from __future__ import annotations
 
@@ -32,19 +41,21 @@ from logwarden.common.extras import require
 from logwarden.common.yamlconf import check_mapping
 from logwarden.storage.compaction import CompactionPolicy
 from logwarden.storage.elasticsearch import ElasticsearchConfig
+from logwarden.storage.forward import SinkConfig, parse_forward
 from logwarden.storage.retention import RetentionPolicy
 
 SECTION = "storage"
-KEYS = ("retention", "compaction", "elasticsearch")
+KEYS = ("retention", "compaction", "elasticsearch", "forward")
 
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """Retention tiers, small-file compaction and the optional Elasticsearch sink."""
+    """Retention tiers, small-file compaction, the optional Elasticsearch sink and the SIEM sinks."""
 
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
     elasticsearch: ElasticsearchConfig | None = None
+    forward: tuple[SinkConfig, ...] = ()
 
     @classmethod
     def from_dict(cls, section: Any) -> "StorageConfig":
@@ -63,4 +74,5 @@ class StorageConfig:
         elif set(es_section) - {"url"}:  # no sink, but still check the other keys
             ElasticsearchConfig.from_dict({**es_section, "url": "http://unset"})
         return cls(retention=RetentionPolicy.from_dict(section.get("retention")),
-                   compaction=CompactionPolicy.from_dict(section.get("compaction")), elasticsearch=elasticsearch)
+                   compaction=CompactionPolicy.from_dict(section.get("compaction")), elasticsearch=elasticsearch,
+                   forward=parse_forward(section.get("forward")))

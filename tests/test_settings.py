@@ -216,7 +216,7 @@ def test_an_unknown_section_names_the_known_ones(tmp_path):
     ("storage:\n  retention:\n    raw_after: 30d\n    keep: 1\n", 4,
      "storage.retention.keep: unknown key (known keys: aggregates_after, archive_dir, compact_after, "
      "compression_level, enabled, interval, raw_action, raw_after)"),
-    ("monitoring:\n  shards: 4\n", 2, "monitoring.shards: unknown key (known keys: idle_advance_after, rules)"),
+    ("monitoring:\n  shards: 4\n", 2, "monitoring.shards: unknown key (known keys: idle_advance_after, rules, self_rules)"),
     ("processing:\n  masking: {email: true}\n", 2,
      "processing.masking.email: unknown key (known keys: aws_keys, bearer_tokens, credit_cards, emails, enabled, "
      "extra_rules, jwts, key_values, mask, secret_keys, url_credentials)"),

@@ -1,7 +1,8 @@
 """The short soak: two minutes of mixed load at a rate a 2-core machine sustains while the suite runs,
 with the default faults of the full soak (``bench/soak.py``: every fault but ``disk_full``, which mounts
-a tmpfs; ``kill -9`` of ``logwarden up`` and its restart and a garbage spool batch included); its exit
-status and its key verdicts."""
+a tmpfs, and ``kill_ray_head``, which a one-round run does not schedule; ``kill -9`` of ``logwarden up``
+and its restart, of the external Dask scheduler, and a garbage spool batch included); its exit status
+and its key verdicts."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.solo  # timing-sensitive: `make test` runs it alone, after the rest
 
 REPO = Path(__file__).resolve().parents[1]
 SOAK = REPO / "bench" / "soak.py"
@@ -94,9 +97,11 @@ def test_every_fault_was_injected_and_recovered(soak):
     assert report["promises"]["faults_recovered"]["ok"], _evidence(report, "faults_recovered")
     kinds = {fault["kind"] for fault in report["faults"]}
     assert kinds == {"kill_collector", "kill_dask_worker", "kill_detector_actors", "channels_outage", "burst",
-                     "kill_stack", "corrupt_spool"}
+                     "kill_stack", "corrupt_spool", "kill_dask_scheduler"}
     stack_kill = next(fault for fault in report["faults"] if fault["kind"] == "kill_stack")
     assert stack_kill["old_processes_left"] == [], stack_kill  # the old collector stopped with its parent
+    scheduler_kill = next(fault for fault in report["faults"] if fault["kind"] == "kill_dask_scheduler")
+    assert scheduler_kill["same_logwarden_up"] and scheduler_kill["processing_resumed"], scheduler_kill
     quarantine = report["promises"]["lake_exactly_once"]["quarantined_spool_batches"]
     assert quarantine["corrupted_records"] > 0 and quarantine["corrupted_records_not_in_failed"] == 0
 
@@ -205,19 +210,21 @@ def test_http_answers_are_attributed_per_record_and_inconsistencies_are_kept():
 
 
 def test_the_plan_never_overlaps_a_stack_kill_with_a_full_disk_and_expects_each_quarantine_alert():
-    from bench.soak.plan import FAULT_KINDS, QUARANTINE_RULE, Plan, SoakConfig, corrupt_batch_id
+    from bench.soak.plan import FAULT_KINDS, QUARANTINE_RULE, RESTARTS, Plan, SoakConfig, corrupt_batch_id
 
     for minutes in (1, 2, 10):
         plan = Plan.build(SoakConfig(minutes=minutes, faults=FAULT_KINDS))
-        kills = [f for f in plan.faults if f.kind == "kill_stack"]
+        kills = [f for f in plan.faults if f.kind in RESTARTS]
         fulls = [f for f in plan.faults if f.kind == "disk_full"]
         assert kills and fulls
+        assert len([f for f in plan.faults if f.kind == "kill_dask_scheduler"]) == plan.rounds
+        assert {f.kind for f in kills} == ({"kill_stack", "kill_ray_head"} if plan.rounds > 1 else {"kill_stack"})
         for kill in kills:  # a restart takes well under 0.3 of a round; no disk_full in that time
             assert not any(kill.at <= full.at <= kill.at + 0.3 * plan.round_length for full in fulls)
         expected = {i.key for i in plan.incidents if i.rule == QUARANTINE_RULE}
         assert expected == {corrupt_batch_id(r) for r in range(1, plan.rounds + 1)}
     default = Plan.build(SoakConfig(minutes=2))
-    assert "disk_full" not in {f.kind for f in default.faults}
+    assert not {"disk_full", "kill_ray_head"} & {f.kind for f in default.faults}
 
 
 def test_quarantine_verdict_reads_garbage_batches_and_catches_missing_corrupted_records(tmp_path):

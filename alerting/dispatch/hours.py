@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as dtime
+from zoneinfo import ZoneInfo
 
-from logwarden.alerting.config import BusinessHours
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """Opening hours in a time zone (end exclusive; ``end`` before ``start`` spans midnight)."""
+
+    timezone: ZoneInfo
+    days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    start: dtime = dtime(9, 0)
+    end: dtime = dtime(18, 0)
 
 
 def is_open(hours: BusinessHours, moment: datetime) -> bool:

@@ -13,7 +13,7 @@ with warnings.catch_warnings():  # pdpyras announces its successor on import; it
     warnings.simplefilter("ignore", UserWarning)
     import pdpyras
 
-from logwarden.alerting.format import view
+from logwarden.alerting.format import signals, view
 from logwarden.alerting.notify.base import ACKNOWLEDGE, DeliveryError, Outgoing
 from logwarden.alerting.notify.registry import (
     DURATION,
@@ -108,6 +108,7 @@ class PagerDutyReceiver:
                 "value": anomaly.value,
                 "threshold": anomaly.threshold,
                 "anomaly_id": anomaly.id,
+                **({"why": v.why, "signals": signals(anomaly)} if v.why else {}),
             },
         )
 

@@ -96,6 +96,8 @@ def alert_blocks(v: AlertView, escalation_level: int = 0) -> list[dict]:
             ],
         },
     ]
+    if v.why:
+        blocks.append({"type": "section", "text": _mrkdwn(f"*Why:* {_escape(v.why)[:2900]}")})
     if v.action:
         blocks.append({"type": "section", "text": _mrkdwn(f"*Action required:* {_escape(v.action)}")})
     if v.samples:

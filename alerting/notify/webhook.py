@@ -54,6 +54,7 @@ def webhook_body(message: Outgoing) -> dict[str, Any]:
                 "title": v.title,
                 "count_and_window": v.count_and_window,
                 "link": v.link,
+                "why": v.why,
             }
         )
     return {

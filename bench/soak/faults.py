@@ -9,6 +9,17 @@ Faults, all on processes of the soak's own stack:
 - ``kill_detector_actors``: SIGKILL to every ``DetectorActor`` process of the soak's Ray head (so the
   actor of each rule, including those counting an open incident, is hit); recovered when Ray has
   restarted as many;
+- ``kill_dask_scheduler``: SIGKILL to the soak's external Dask scheduler once a worker is busy on a spool
+  batch; the soak's supervisor starts it again on its port (its workers, which exit without it, too);
+  recovered when every worker has registered again and the lake has committed new batches since, with
+  the same ``logwarden up`` still running (it reconnected; its batches in flight were submitted again);
+- ``kill_ray_head``: SIGKILL to every process of the soak's Ray head (GCS, raylet, dashboard agent,
+  actors, its Ray client proxies), then ``ray start --head`` again on its port and temp dir. ``logwarden up``
+  must end by itself: Ray ends a driver whose local raylet died (its log says "Terminate the process"),
+  and a driver on another node exits with status 75 and a message naming the Ray head once the GCS is
+  gone. The soak starts it again (a service manager's ``Restart=always``); recovered when it ended with a
+  non-zero status for one of those reasons, the new one is up, its collector answers ``/health`` and no
+  process of the old one is left;
 - ``channels_outage``: Slack and PagerDuty down, SMTP answering 451, for the fault's seconds;
 - ``burst``: the senders run at the burst factor (the plan tells them); nothing to do here;
 - ``kill_stack``: SIGKILL to ``logwarden up`` itself, then the soak starts it again with the same
@@ -30,6 +41,7 @@ import os
 import random
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import psutil
@@ -42,7 +54,11 @@ from bench.soak.stack import DataDisk, RayHead, StackProcess
 from bench.soak.workload import RecordFactory, iso_now
 
 log = logging.getLogger(__name__)
-RECOVERY_TIMEOUT = 90.0
+RECOVERY_TIMEOUT = 180.0  # generous: the shared machine this runs on is at times overloaded
+EXIT_TIMEOUT = 120.0  # for ``logwarden up`` to notice a dead Ray head and stop
+EXIT_CLUSTER_LOST = 75  # logwarden.clusters.EXIT_CLUSTER_LOST
+START_ATTEMPTS = 3
+RAY_ENDED_DRIVER = b"Terminate the process"  # Ray's log line when it ends a driver that lost its raylet
 MID_BATCH_WAIT = 15.0
 BUSY_CPU_PERCENT = 25.0
 
@@ -70,6 +86,8 @@ class FaultInjector(threading.Thread):
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._up = threading.Event()  # clear while a fault restarts ``logwarden up``
+        self._up.set()
 
     def run(self) -> None:
         """Start each fault at its time."""
@@ -140,13 +158,18 @@ class FaultInjector(threading.Thread):
         victim = max((p for p in workers if p.pid in busy), key=lambda p: busy[p.pid])
         return victim, busy[victim.pid], spool
 
-    def _kill_dask_worker(self, fault: Fault) -> dict[str, Any]:
-        """Wait (up to ``MID_BATCH_WAIT`` s) for a worker busy on a spool batch, then SIGKILL it."""
-        before = {p.pid for p in self.stack.dask_workers()}
+    def _busy_on_a_batch(self) -> tuple[psutil.Process | None, float, int]:
+        """``_busiest_worker`` once a worker is busy on a spool batch, or after ``MID_BATCH_WAIT`` s."""
         deadline = time.monotonic() + MID_BATCH_WAIT
         victim, cpu, spool = self._busiest_worker()
         while time.monotonic() < deadline and not (victim is not None and cpu >= BUSY_CPU_PERCENT and spool):
             victim, cpu, spool = self._busiest_worker()
+        return victim, cpu, spool
+
+    def _kill_dask_worker(self, fault: Fault) -> dict[str, Any]:
+        """Wait (up to ``MID_BATCH_WAIT`` s) for a worker busy on a spool batch, then SIGKILL it."""
+        before = {p.pid for p in self.stack.dask_workers()}
+        victim, cpu, spool = self._busy_on_a_batch()
         if victim is None:
             return {"injected": False, "error": "no Dask worker process found"}
         killed_at = time.monotonic()
@@ -181,6 +204,99 @@ class FaultInjector(threading.Thread):
         return {"injected": True, "pids": sorted(before), "recovered": new is not None,
                 "recovery_s": round(time.monotonic() - killed_at, 2) if new else None}
 
+    def _commits(self) -> int:
+        """Batches committed to the lake so far (its commit markers)."""
+        try:
+            with os.scandir(self.stack.data_dir / "lake" / "_commits") as entries:
+                return sum(1 for e in entries if e.name.endswith(".json"))
+        except FileNotFoundError:
+            return 0
+
+    def _kill_dask_scheduler(self, fault: Fault) -> dict[str, Any]:
+        """SIGKILL the Dask scheduler once a worker is busy on a spool batch (up to ``MID_BATCH_WAIT`` s);
+        the soak's supervisor starts it again; wait for the workers and for new commits in the lake from
+        the same ``logwarden up``."""
+        waited = time.monotonic()
+        self._up.wait(RECOVERY_TIMEOUT)  # a restart of the previous round still under way: after it
+        waited_s = round(time.monotonic() - waited, 2)
+        dask, up = self.stack.dask, self.stack.popen
+        _, cpu, spool = self._busy_on_a_batch()
+        killed_at = time.monotonic()
+        pid = dask.kill_scheduler()
+        back = _wait(lambda: (proc := dask.scheduler()) is not None and proc.pid != pid, RECOVERY_TIMEOUT)
+        workers = bool(back) and dask.wait_for_workers(RECOVERY_TIMEOUT)
+        workers_s = round(time.monotonic() - killed_at, 2)
+        committed = self._commits()
+        resumed = workers and _wait(lambda: self._commits() > committed, RECOVERY_TIMEOUT)
+        same_stack = up is not None and up.poll() is None and self.stack.popen is up
+        return {"injected": True, "pid": pid, "waited_for_restart_s": waited_s, "spool_batches_at_kill": spool,
+                "mid_batch": bool(cpu >= BUSY_CPU_PERCENT and spool), "scheduler_back": bool(back),
+                "workers_back_s": workers_s if workers else None, "processing_resumed": bool(resumed),
+                "same_logwarden_up": same_stack, "recovered": bool(resumed) and same_stack,
+                "recovery_s": round(time.monotonic() - killed_at, 2) if resumed else None}
+
+    def _kill_ray_head(self, fault: Fault) -> dict[str, Any]:
+        """SIGKILL every process of the Ray head; start the head again; wait for ``logwarden up`` to exit
+        by itself (status 75), then start it again, as a service manager would."""
+        popen = self.stack.popen
+        if popen is None or popen.poll() is not None:
+            return {"injected": False, "error": "logwarden up is not running"}
+        old = [p for p in self.stack.children() if p.is_running()]
+        head = self.ray.processes()
+        self.epoch.bump()  # logwarden up stops its collector: stream chunks in flight are in doubt
+        self._up.clear()
+        try:
+            return self._head_killed(popen, old, head)
+        finally:
+            self._up.set()
+
+    def _head_killed(self, popen: Any, old: list[psutil.Process], head: list[psutil.Process]) -> dict[str, Any]:
+        """The rest of ``_kill_ray_head``: the kill, the restarts, the checks."""
+        killed_at = time.monotonic()
+        window_start = time.time() - self.t0
+        for proc in head:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                continue
+        psutil.wait_procs(head, timeout=10)
+        head_errors = self.ray.restart()
+        head_s = round(time.monotonic() - killed_at, 2)
+        try:
+            status = popen.wait(EXIT_TIMEOUT)
+        except Exception:  # noqa: BLE001 - it did not notice: reported, then killed as a service manager would
+            status = None
+            popen.kill()
+            popen.wait(30)
+        exited_s = round(time.monotonic() - killed_at, 2)
+        self.epoch.bump()
+        said = "Ray head" in self.stack.output_since_start() and status == EXIT_CLUSTER_LOST
+        ended_by_ray = _driver_ended_by_ray(self.ray, popen.pid)
+        error = self._start_again()
+        healthy = error is None and _wait(self.stack.health, RECOVERY_TIMEOUT)
+        left = [p.pid for p in old if _alive(p)]
+        recovered = bool(healthy) and not left and status not in (0, None) and (said or ended_by_ray)
+        return {"injected": True, "pid": popen.pid, "head_processes": len(head), "head_back_s": head_s,
+                "exit_status": status, "exited_s": exited_s, "exited_saying_why": said,
+                "ended_by_ray": ended_by_ray, "recovered": recovered,
+                "recovery_s": round(time.monotonic() - killed_at, 2), "old_processes_left": left,
+                "restarts": self.stack.restarts, "head_start_failures": head_errors, "error": error,
+                "window_s": [round(window_start, 1), round(time.time() - self.t0, 1)]}
+
+    def _start_again(self) -> str | None:
+        """Start ``logwarden up`` again, up to ``START_ATTEMPTS`` times (as ``Restart=on-failure`` would);
+        None when it came up, else the last error."""
+        error = None
+        for _ in range(START_ATTEMPTS):
+            try:
+                self.stack.restart_after_kill()
+                return None
+            except Exception as exc:  # noqa: BLE001 - the next attempt, then reported
+                error = repr(exc)[:2000]
+                log.warning("logwarden up did not start again: %s", error)
+                time.sleep(2.0)
+        return error
+
     def _channels_outage(self, fault: Fault) -> dict[str, Any]:
         self.channels.outage(True)
         try:
@@ -203,6 +319,15 @@ class FaultInjector(threading.Thread):
         self.epoch.bump()  # stream chunks in flight lose their collector too
         killed_at = time.monotonic()
         window_start = time.time() - self.t0
+        self._up.clear()
+        try:
+            return self._stack_killed(popen, old, old_collector, killed_at, window_start)
+        finally:
+            self._up.set()
+
+    def _stack_killed(self, popen: Any, old: list[psutil.Process], old_collector: psutil.Process | None,
+                      killed_at: float, window_start: float) -> dict[str, Any]:
+        """The rest of ``_kill_stack``: the kill, the restart, the checks."""
         popen.kill()
         popen.wait(30)
         try:
@@ -275,6 +400,15 @@ class FaultInjector(threading.Thread):
                 "recovered": bool(ready),
                 "recovery_s": round(time.monotonic() - freed_at, 2) if ready else None,
                 "window_s": [round(window_start, 1), round(time.time() - self.t0, 1)]}
+
+
+def _driver_ended_by_ray(ray: RayHead, pid: int) -> bool:
+    """Whether Ray ended the driver of ``pid`` itself (it does when the local raylet's object store goes
+    away: the message in the driver's log under the head's temp dir)."""
+    for path in Path(ray.temp_dir).glob(f"session_*/logs/python-core-driver-*_{pid}.log"):
+        if RAY_ENDED_DRIVER in path.read_bytes()[-100_000:]:
+            return True
+    return False
 
 
 def _alive(proc: psutil.Process) -> bool:

@@ -7,23 +7,29 @@ five cycles:
   0.15  Slack and PagerDuty down, SMTP refusing (``outage_seconds``)
   0.20  slow_response (one 7.4 s request)        → email (MEDIUM, in a digest)
   0.20  db_connection_failure, 12 in 15 s         → pagerduty (CRITICAL)
-  0.25  error_spike, 120 errors in 20 s           → slack (HIGH)
+  0.25  error_spike, 120 errors in 20 s           → slack (HIGH)   ┐ spans the Dask scheduler kill (0.35)
   0.40  suspicious_user, 55 errors over ~18–30 s  → email        ┐ spans the collector kill (0.45)
   0.50  error_spike (second service), 120 in 15 s → slack        ┐ spans the Dask worker kill (0.55)
   0.60  db_connection_failure (second), 12 in 15 s → pagerduty   ┐ spans the detector actor kill (0.65)
   0.80  burst: the rate times ``burst_factor`` for ``burst_seconds``
 
-Faults of ``--faults all`` beyond the default set (``ALL_FAULTS``):
+More faults (``FAULT_KINDS``, ``--faults all``; the default set ``DEFAULT_FAULTS`` leaves out
+``disk_full`` and ``kill_ray_head``):
 
   0.30  corrupt_spool: a garbage batch file (``corrupt_batch_id``) dropped into the spool; it must be
         quarantined, and its ``batch_quarantined`` self-alert (CRITICAL → pagerduty) delivered once
   0.02  disk_full: the data dir's tmpfs filled to the last byte for ``DISK_FULL_SECONDS`` (round 1 and
-        every round after one without a stack kill, so the two never overlap)
+        every round after one whose 0.90 did not restart ``logwarden up``, so the two never overlap)
   0.90  kill_stack: ``kill -9`` of ``logwarden up`` itself, restarted by the soak with the same
         arguments (odd rounds: its restart runs into the next round's first seconds)
+  0.35  kill_dask_scheduler: ``kill -9`` of the external Dask scheduler, started again on its port (its
+        workers exit with it and are started again too); every round
+  0.90  kill_ray_head: ``kill -9`` of every process of the Ray head (GCS, raylet, actors), started again
+        on its port; ``logwarden up`` exits by itself and is started again (even rounds)
 
 No incident is open at 0.02 (before 0.20) nor at 0.90 (the last one ends at 0.60 + 15 s, its alert
-fired by then): the detectors' state since their last checkpoint is lost with ``logwarden up``.
+fired by then): the detectors' state since their last checkpoint is lost with ``logwarden up`` and with
+the Ray head. A disk-full window never follows a round whose 0.90 restarted ``logwarden up``.
 
 Before the load starts, a service ``soak-ghost`` sends a few records stamped 15 minutes ago and
 then nothing until round 1 is 10 % in: ``service_down`` (CRITICAL → pagerduty) must fire once for it.
@@ -34,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_FAULTS = ("channels_outage", "kill_collector", "kill_dask_worker", "kill_detector_actors", "burst",
-                  "kill_stack", "corrupt_spool")
-FAULT_KINDS = DEFAULT_FAULTS + ("disk_full",)  # every fault: ``--faults all``
+                  "kill_stack", "corrupt_spool", "kill_dask_scheduler")
+FAULT_KINDS = DEFAULT_FAULTS + ("disk_full", "kill_ray_head")  # every fault: ``--faults all``
+RESTARTS = ("kill_stack", "kill_ray_head")  # faults after which ``logwarden up`` starts again
 DISK_FULL_SECONDS = 20.0
 QUARANTINE_RULE = "batch_quarantined"
 GHOST_SERVICE = "soak-ghost"
@@ -131,12 +138,13 @@ class Plan:
                 Fault("kill_detector_actors", base + 0.65 * length, 0.0, r),
                 Fault("burst", base + 0.80 * length, config.burst_seconds, r),
                 Fault("corrupt_spool", base + 0.30 * length, 0.0, r),
+                Fault("kill_dask_scheduler", base + 0.35 * length, 0.0, r),
             ) if fault.kind in config.faults]
-            stack_kill_before = "kill_stack" in config.faults and r > 1 and (r - 1) % 2 == 1
-            if "disk_full" in config.faults and not stack_kill_before:
+            if "disk_full" in config.faults and _restart_fault(config, r - 1) is None:
                 plan.faults.append(Fault("disk_full", base + 0.02 * length, DISK_FULL_SECONDS, r))
-            if "kill_stack" in config.faults and r % 2 == 1:
-                plan.faults.append(Fault("kill_stack", base + 0.90 * length, 0.0, r))
+            restart = _restart_fault(config, r)
+            if restart is not None:
+                plan.faults.append(Fault(restart, base + 0.90 * length, 0.0, r))
             if "corrupt_spool" in config.faults:
                 plan.incidents.append(Incident(QUARANTINE_RULE, corrupt_batch_id(r), "", "CRITICAL", "pagerduty",
                                                base + 0.30 * length, 0.0, 0, 0, r))
@@ -165,6 +173,15 @@ class Plan:
         """The services the incidents use; they also send normal traffic all along (so that no
         ``service_down`` fires for them)."""
         return sorted({i.service for i in self.incidents if i.service and i.service != GHOST_SERVICE})
+
+
+def _restart_fault(config: SoakConfig, round_: int) -> str | None:
+    """The fault at 0.90 of round ``round_`` that restarts ``logwarden up``: ``kill_stack`` in odd rounds,
+    ``kill_ray_head`` in even ones (None: none, or round 0)."""
+    if round_ < 1:
+        return None
+    kind = "kill_stack" if round_ % 2 == 1 else "kill_ray_head"
+    return kind if kind in config.faults else None
 
 
 def corrupt_batch_id(round_: int) -> str:

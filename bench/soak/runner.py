@@ -1,4 +1,4 @@
-"""The soak from start to end: receivers, Ray head, ``logwarden up``, load with incidents and faults,
+"""The soak from start to end: receivers, Ray head, Dask cluster, ``logwarden up``, load with incidents and faults,
 drain, clean stop, verdicts. :func:`run_soak` returns the report (a JSON-able dict)."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from bench.soak.faults import FaultInjector
 from bench.soak.ledger import ACKNOWLEDGED, Ledger
 from bench.soak.load import SHARES, Epoch, HttpSender, IncidentSender, PacedSender, StreamSender, send_ghost
 from bench.soak.plan import GHOST_AGE_SECONDS, GHOST_RECORDS, Plan, SoakConfig
-from bench.soak.stack import MB, DataDisk, MemorySampler, RayHead, StackProcess, free_port
+from bench.soak.stack import MB, DaskCluster, DataDisk, MemorySampler, RayHead, StackProcess, free_port
 from bench.soak.workload import RecordFactory
 from logwarden.schemas import ANOMALY_SCHEMA_PATH
 
@@ -50,6 +50,7 @@ class Soak:
         self.stop_load = threading.Event()
         self.channels: FakeChannels | None = None
         self.ray: RayHead | None = None
+        self.dask: DaskCluster | None = None
         self.stack: StackProcess | None = None
         self.sampler: MemorySampler | None = None
         self.disk: DataDisk | None = None
@@ -77,6 +78,8 @@ class Soak:
         ray_dir = Path(tempfile.mkdtemp(prefix="lwsoakray-", dir="/tmp"))  # short: Ray's socket paths are limited
         self.ray = RayHead(ray_dir)  # assigned before it starts, so that a failed start is cleaned up too
         self.ray.start()
+        self.dask = DaskCluster(self.workdir / "dask", self.config.dask_workers)
+        self.dask.start()
         if "disk_full" in self.config.faults:
             # room for the run's data (about 600 bytes per record in lake, WAL, spool) plus 2 GiB
             size = 2048 * MB + int(600 * self.config.rate * self.config.duration)
@@ -87,7 +90,7 @@ class Soak:
         # The seed rules, copied: an edit of the repository's file during the run does not change the soak.
         rules = self.workdir / "anomaly_schema.yaml"
         shutil.copyfile(ANOMALY_SCHEMA_PATH, rules)
-        self.stack = StackProcess(self.data_dir, config_path, rules, self.ray, self.config.dask_workers,
+        self.stack = StackProcess(self.data_dir, config_path, rules, self.ray, self.dask,
                                   free_port(), free_port())
         self.stack.start()
         self.sampler = MemorySampler(self.stack, self.ray)
@@ -127,7 +130,7 @@ class Soak:
         load_seconds = time.time() - t0
         for thread in (*senders, incidents):
             thread.join(90)
-        injector.join_all(120)
+        injector.join_all(360)  # a recovery still under way (a restart on a loaded machine) is waited for
         return senders, incidents, injector, load_seconds
 
     def _spool_empty(self) -> bool:
@@ -189,6 +192,8 @@ class Soak:
             self.stack.kill()
         if self.ray is not None:
             self.ray.stop()
+        if self.dask is not None:
+            self.dask.stop()
         if self.channels is not None:
             self.channels.stop()
         if not self.config.keep:

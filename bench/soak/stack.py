@@ -1,8 +1,10 @@
-"""The processes the soak starts, and only those: a Ray head of its own and ``logwarden up``.
+"""The processes the soak starts, and only those: a Ray head and a Dask cluster of its own, and
+``logwarden up`` on them (``--ray-address``, ``--dask-scheduler``), as a cluster user runs it.
 
-Faults and memory figures find processes through these two roots only: the descendants of the
-``logwarden up`` the soak launched (collector, Dask worker processes) and the processes whose
-command line names the Ray head's own temp dir, with their descendants (GCS, raylet, actors).
+Faults and memory figures find processes through these three roots only: the descendants of the
+``logwarden up`` the soak launched (the collector), the Dask cluster's processes (scheduler, nannies,
+worker processes; ``logwarden.testing.dask``) and the processes whose command line names the Ray head's
+own temp dir, with their descendants (GCS, raylet, actors).
 """
 from __future__ import annotations
 
@@ -19,10 +21,49 @@ from pathlib import Path
 import psutil
 import requests
 
-from logwarden.testing.cluster import MB, RAY_ENV, RayHead, cmdline, free_port, terminate
+from logwarden.testing import dask as dask_cluster
+from logwarden.testing.cluster import MB, RAY_ENV, cmdline, free_port, terminate
+from logwarden.testing.cluster import RayHead as _RayHead
+from logwarden.testing.dask import DaskCluster
 
 log = logging.getLogger(__name__)
-__all__ = ["MB", "DataDisk", "MemorySampler", "RayHead", "StackProcess", "free_port"]
+START_TIMEOUT = 300.0  # for ``logwarden up`` to come up (minutes on a 2-core machine other jobs overload)
+__all__ = ["MB", "DaskCluster", "DataDisk", "MemorySampler", "RayHead", "StackProcess", "free_port"]
+
+
+class RayHead(_RayHead):
+    """The soak's Ray head; its processes also count the Ray client server proxies started for it, which
+    name its address, not its temp dir, and outlive a SIGKILL of the rest."""
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process of this head, its proxies included."""
+        found = {p.pid: p for p in super().processes()}
+        marker = f"--address={self.address}"
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if marker in (proc.info["cmdline"] or ()):
+                    found.setdefault(proc.pid, proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return list(found.values())
+
+    def restart(self, attempts: int = 3) -> list[str]:
+        """Start the head again after its processes were killed, on the same port and temp dir, trying up
+        to ``attempts`` times as a service manager would (``ray start`` can fail on a loaded machine, e.g.
+        a fresh side port taken meanwhile), its leftovers killed between attempts. The errors of the
+        failed attempts; raises after the last."""
+        errors: list[str] = []
+        for attempt in range(attempts):
+            try:
+                self.start()
+                return errors
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+                output = (exc.stderr or b"").decode(errors="replace") or (exc.stdout or b"").decode(errors="replace")
+                errors.append(output.strip()[-1500:] or repr(exc))
+                log.warning("ray start --head failed (attempt %d): %s", attempt + 1, errors[-1][-500:])
+                terminate(self.processes(), timeout=5)
+                time.sleep(2.0)
+        raise RuntimeError(f"ray start --head failed {attempts} times: {errors[-1]}")
 
 
 class DataDisk:
@@ -64,17 +105,19 @@ class DataDisk:
 
 
 class StackProcess:
-    """``logwarden up`` on embedded defaults plus the soak's config file, as a child process."""
+    """``logwarden up`` on embedded defaults plus the soak's config file, as a child process, on the soak's
+    Ray head and Dask cluster."""
 
-    def __init__(self, data_dir: Path, config: Path, rules: Path, ray: RayHead, dask_workers: int, http_port: int,
+    def __init__(self, data_dir: Path, config: Path, rules: Path, ray: RayHead, dask: DaskCluster, http_port: int,
                  tcp_port: int) -> None:
         self.data_dir = data_dir
+        self.dask = dask
         self.http_port, self.tcp_port = http_port, tcp_port
         self.env = {**os.environ, **RAY_ENV, **ray.env}
         self.command = [sys.executable, "-m", "logwarden", "up", "--data-dir", str(data_dir), "--no-dashboards",
                         "--http-port", str(http_port), "--tcp-port", str(tcp_port), "--config", str(config),
                         "--rules", str(rules), "--api-port", str(free_port()),
-                        "--ray-address", ray.address, "--dask-workers", str(dask_workers)]
+                        "--ray-address", ray.address, "--dask-scheduler", dask.address]
         self.log_path = data_dir.parent / "logwarden-up.log"
         self.popen: subprocess.Popen | None = None
         self.descendants: dict[int, psutil.Process] = {}
@@ -86,7 +129,7 @@ class StackProcess:
         """The collector's base URL."""
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, timeout: float = 180.0) -> "StackProcess":
+    def start(self, timeout: float = START_TIMEOUT) -> "StackProcess":
         """Start and wait for the 'logwarden is up' line."""
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as out:
@@ -96,15 +139,17 @@ class StackProcess:
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"logwarden up exited {self.popen.returncode}:\n{self.output()[-3000:]}")
-            if "logwarden is up" in self.output()[self._log_offset:]:
+            if b"logwarden is up" in self.output_bytes()[self._log_offset:]:  # a byte offset: slice bytes
                 self.remember_descendants()
                 return self
             time.sleep(0.2)
         raise RuntimeError(f"logwarden up did not come up in {timeout:.0f}s:\n{self.output()[-3000:]}")
 
-    def restart_after_kill(self, timeout: float = 180.0) -> "StackProcess":
+    def restart_after_kill(self, timeout: float = START_TIMEOUT) -> "StackProcess":
         """What a service manager does (systemd ``Restart=always``): reap the dead ``logwarden up`` and
         start it again with the same arguments (its output appended to the same log)."""
+        if self.popen is not None and self.popen.poll() is None:  # a start that timed out: stopped first
+            self.popen.kill()
         if self.popen is not None:
             self.popen.wait(30)
         self.restarts += 1
@@ -112,7 +157,15 @@ class StackProcess:
 
     def output(self) -> str:
         """What ``logwarden up`` printed so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.output_bytes().decode(errors="replace")
+
+    def output_bytes(self) -> bytes:
+        """What ``logwarden up`` printed so far, as bytes."""
+        return self.log_path.read_bytes() if self.log_path.exists() else b""
+
+    def output_since_start(self) -> str:
+        """What the current ``logwarden up`` printed."""
+        return self.output_bytes()[self._log_offset:].decode(errors="replace")
 
     def children(self) -> list[psutil.Process]:
         """The live descendants of ``logwarden up``."""
@@ -137,13 +190,8 @@ class StackProcess:
         return None
 
     def dask_workers(self) -> list[psutil.Process]:
-        """The Dask worker processes of the local cluster (multiprocessing children of the nannies)."""
-        workers = []
-        for proc in self.children():
-            line = " ".join(cmdline(proc))
-            if "multiprocessing" in line and "resource_tracker" not in line and "forkserver" not in line:
-                workers.append(proc)
-        return workers
+        """The Dask worker processes (multiprocessing children of the nannies)."""
+        return self.dask.worker_processes()
 
     def health(self) -> bool:
         """Whether the collector answers ``/health``."""
@@ -202,8 +250,9 @@ def role_of(proc: psutil.Process, stack: StackProcess) -> str:
         return "collector"
     if "resource_tracker" in line:
         return "multiprocessing resource_tracker"
-    if "multiprocessing" in line and "forkserver" not in line:
-        return "dask worker"
+    dask = dask_cluster.role(proc)
+    if dask is not None:
+        return dask
     if line.startswith("ray::"):
         return "ray " + line[5:].split(".")[0].split()[0]
     for name in ("gcs_server", "raylet", "dashboard", "log_monitor", "runtime_env", "monitor.py"):
@@ -231,7 +280,7 @@ class MemorySampler(threading.Thread):
 
     def sample(self) -> None:
         """One pass over the processes."""
-        procs = self.stack.children() + self.ray.processes()
+        procs = self.stack.children() + self.ray.processes() + self.stack.dask.processes()
         if self.stack.popen is not None:
             try:
                 procs.append(psutil.Process(self.stack.popen.pid))

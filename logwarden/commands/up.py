@@ -69,7 +69,9 @@ def _options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start, print where to look, run until --for elapses or a signal arrives, then stop cleanly."""
+    """Start, print where to look, run until --for elapses or a signal arrives, then stop cleanly; exit
+    ``EXIT_CLUSTER_LOST`` (75) when the Ray cluster died under the stack (``logwarden.clusters``)."""
+    from logwarden.clusters import EXIT_CLUSTER_LOST, ClusterLost
     from logwarden.stack import Stack
 
     stack = Stack(_options(args))
@@ -90,10 +92,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<24} {url}", flush=True)
     if args.demo:
         print("  demo traffic: 4 services; incidents fire all five rules within about two minutes", flush=True)
+    status = 0
     try:
         stack.run(args.duration, stop)
+    except ClusterLost as exc:
+        print(f"logwarden: the Ray cluster is lost ({exc}); the detector actors are gone with it. Stopping (status "
+              f"{EXIT_CLUSTER_LOST}) to be started again once the head is back (e.g. systemd Restart=always): the "
+              "detectors resume from their checkpoints, the spool keeps what is not processed yet", file=sys.stderr,
+              flush=True)
+        status = EXIT_CLUSTER_LOST
     finally:
         print("logwarden: stopping…", flush=True)
         stack.stop()
         print("logwarden: stopped", flush=True)
-    return 0
+    return status

@@ -4,17 +4,25 @@ Every anomaly an ML rule raises is recorded with its pattern (what makes it "the
 a service's template, a session's unexpected transition, a window's leading features) and the
 data it was raised on. A ``false-positive`` verdict suppresses the pattern for that rule and
 hands the data to the next training as normal; ``true-positive`` confirms it.
+
+Verdicts on log lines (``actionable``, ``not_actionable``, ``expected``), given from search, go to the
+verdict store (``monitoring.ml.verdicts``) through ``POST /ml/verdicts/lines``; verdicts on alerts through
+alerting's ``POST /alerts/{ref}/verdict``. Both teach the actionable model (``monitoring.ml.actionable``).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
-import sqlite3
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
+
+from logwarden.common.tenants import DEFAULT_TENANT
+from logwarden.monitoring.ml.actionable import line_features
+from logwarden.monitoring.ml.verdicts import LINE, VerdictStore
+from logwarden.monitoring.ml.sqlite_store import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -38,32 +46,14 @@ CREATE INDEX IF NOT EXISTS ml_feedback_anomaly ON ml_feedback (anomaly_id);
 
 def feedback_path(data_dir: str | Path) -> Path:
     """The feedback database of a data directory."""
-    return Path(data_dir).expanduser().resolve() / "ml" / "feedback.sqlite"
+    return FeedbackStore.path_in(data_dir)
 
 
-class FeedbackStore:
-    """The feedback database (one short connection per call: safe across processes and picklable)."""
+class FeedbackStore(SqliteStore):
+    """The feedback database (``<data-dir>/ml/feedback.sqlite``)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
-
-    @classmethod
-    def for_data_dir(cls, data_dir: str | Path) -> "FeedbackStore":
-        """The store of ``<data-dir>/ml/feedback.sqlite``."""
-        return cls(feedback_path(data_dir))
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30)
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            with con:
-                yield con
-        finally:
-            con.close()
+    schema = _SCHEMA
+    file_name = "feedback.sqlite"
 
     def record(self, anomaly_id: str, rule: str, model: str, key: str, pattern: str, score: float,
                confidence: float, payload: dict[str, Any]) -> None:
@@ -139,18 +129,45 @@ def handle_feedback(store: FeedbackStore, anomaly_id: str, body: dict[str, Any])
     return 200, result
 
 
+def line_ref(record: dict[str, Any]) -> str:
+    """What identifies a log line among verdicts: its ``id`` when it has one, else a digest of its time,
+    service and message."""
+    if record.get("id"):
+        return str(record["id"])
+    text = "\x1f".join(str(record.get(name) or "") for name in ("timestamp", "service", "message"))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def handle_line_verdict(store: VerdictStore, body: dict[str, Any], tenant: str | None = None) -> tuple[int, dict]:
+    """Framework-free handler: record ``body["verdict"]`` on the log line ``body["record"]`` (a record as
+    search returns it: ``service``, ``level``, ``message``, ``template``…), by ``body["by"]``, with
+    ``body["note"]``. ``tenant``: the principal's tenant (None: every tenant, then the record's own)."""
+    record = body.get("record")
+    if not isinstance(record, dict) or not str(record.get("message") or "").strip():
+        return 400, {"error": "record must be a JSON object with a message (a log line as search returns it)"}
+    owner = tenant or str(record.get("tenant") or DEFAULT_TENANT)
+    try:
+        stored = store.add(LINE, line_ref(record), str(body.get("verdict") or ""), line_features(record),
+                           str(body.get("by") or "http"), str(body.get("note") or ""), owner)
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    return 200, stored
+
+
 def feedback_routes(data_dir: str | Path, prefix: str = "/ml/anomalies") -> list:
     """aiohttp routes: ``POST {prefix}/{id}/feedback`` (JSON ``{"verdict", "by", "note"}``) and
     ``GET {prefix}/{id}`` (the anomaly with its feedback). Mount with ``app.add_routes(...)`` on an
     application behind :func:`logwarden.common.http.protect`: both need role admin of every tenant
     (tenant ``"*"``), since the ML anomalies and the models that learn from the verdicts are not
-    per tenant."""
+    per tenant. Also ``POST /ml/verdicts/lines`` (JSON ``{"verdict", "record", "by", "note"}``, role
+    admin of the line's tenant): a verdict on a log line, for the actionable model of that tenant."""
     from aiohttp import web
 
     from logwarden.common.auth import ADMIN
-    from logwarden.common.http import requires
+    from logwarden.common.http import principal, requires
 
     store = FeedbackStore.for_data_dir(data_dir)
+    verdicts = VerdictStore.for_data_dir(data_dir)
 
     @requires(ADMIN, all_tenants=True)
     async def post(request: web.Request) -> web.Response:
@@ -173,4 +190,16 @@ def feedback_routes(data_dir: str | Path, prefix: str = "/ml/anomalies") -> list
             return web.json_response({"error": f"no ML anomaly {request.match_info['id']}"}, status=404)
         return web.json_response(found)
 
-    return [web.post(prefix + "/{id}/feedback", post), web.get(prefix + "/{id}", get)]
+    @requires(ADMIN)
+    async def line_verdict(request: web.Request) -> web.Response:
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError:
+            return web.json_response({"error": "the body must be JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        status, out = handle_line_verdict(verdicts, body, principal(request).tenant_filter)
+        return web.json_response(out, status=status)
+
+    return [web.post(prefix + "/{id}/feedback", post), web.get(prefix + "/{id}", get),
+            web.post("/ml/verdicts/lines", line_verdict)]

@@ -7,6 +7,11 @@ threshold; the confidence and the explanation (features, templates) are the firs
 (``ml: {json}``) and part of the description — and the ``confidence`` / ``explanation`` fields
 themselves when ``Anomaly`` has them.
 
+Warm-up (``warm_up``): no finding of a tenant is raised before the rule has seen that many minutes of
+its event time with records (``WarmUp``, part of the rule's state and so of its checkpoint). Every
+anomaly's ``explanation`` carries ``signals`` (the top contributing signals against normal,
+``explain.signals_of``) and ``text`` (one line), which the channels show.
+
 Tenants: the records of each tenant go to a stream of their own (``stream`` for the default tenant,
 ``tenant_streams`` for the others, made on a tenant's first records), so every finding is computed
 from one tenant's records and carries that tenant; alert state is per (tenant, key). The model loaded
@@ -30,6 +35,7 @@ import pyarrow.compute as pc
 from logwarden.common.durations import parse_duration
 from logwarden.common.tenants import DEFAULT_TENANT
 from logwarden.monitoring.anomaly import Anomaly
+from logwarden.monitoring.ml.explain import signals_of, why_text
 from logwarden.monitoring.ml.feedback import FeedbackStore
 from logwarden.monitoring.ml.finding import MINUTE_US, Finding
 from logwarden.monitoring.ml.forecast_stream import ForecastStream
@@ -39,8 +45,9 @@ from logwarden.monitoring.ml.session_stream import SessionStream
 from logwarden.monitoring.ml.sessions import SessionTracker
 from logwarden.monitoring.ml.template_stream import TemplateStream
 from logwarden.monitoring.ml.templates import TemplateNoveltyDetector
+from logwarden.monitoring.ml.warmup import WarmUp
 from logwarden.monitoring.ml.window_stream import WindowStream
-from logwarden.monitoring.rules.base import US, Rule
+from logwarden.monitoring.rules.base import US, Rule, timestamps_of
 from logwarden.monitoring.rules.filters import compile_filter
 from logwarden.monitoring.rules.keys import TENANT_SEPARATOR, scoped_key, tenant_column
 from logwarden.monitoring.rules.spec import RuleSpec, Threshold
@@ -114,6 +121,7 @@ class MlRule(Rule):
         self._suppressed_patterns: set[str] = set()
         self._feedback_checked = 0.0
         self._registry_checked = 0.0
+        self.warm_up = WarmUp.of(self.config.warm_up)
         self.reload_model()
 
     # pickling: the compiled filter is a closure; rebuild it from the spec --------------
@@ -126,6 +134,7 @@ class MlRule(Rule):
         self.__dict__.update(state)
         self.__dict__.setdefault("tenant_streams", {})
         self.__dict__.setdefault("_model", None)
+        self.__dict__.setdefault("warm_up", WarmUp.of(self.config.warm_up))
         self.matches = compile_filter(self.spec.filter)
         self._registry_checked = self._feedback_checked = 0.0  # monotonic clocks do not cross processes
 
@@ -209,6 +218,23 @@ class MlRule(Rule):
             self.model_version = saved.version
 
     # the Rule surface ----------------------------------------------------------------------
+    def add_data(self, table: pa.Table, cache: dict | None = None) -> list[Anomaly]:
+        """Count the batch's minutes towards each tenant's warm-up (every record, matched or not), then
+        evaluate it as any rule does."""
+        if table.num_rows and self.warm_up.needed_minutes:
+            self._count_warm_up(table, timestamps_of(table, cache))
+        return super().add_data(table, cache)
+
+    def _count_warm_up(self, table: pa.Table, micros: Any) -> None:
+        tenants = tenant_column(table)
+        if isinstance(tenants, pa.Scalar) or pc.count_distinct(tenants).as_py() <= 1:
+            tenant = tenants.as_py() if isinstance(tenants, pa.Scalar) else tenants[0].as_py()
+            self.warm_up.observe(tenant or DEFAULT_TENANT, micros)
+            return
+        for tenant in pc.unique(tenants).to_pylist():
+            mask = pc.equal(tenants, tenant).to_numpy(zero_copy_only=False)
+            self.warm_up.observe(tenant or DEFAULT_TENANT, micros[mask])
+
     def on_matches(self, matched: pa.Table) -> list[Anomaly]:
         anomalies: list[Anomaly] = []
         for tenant, records in self.by_tenant(matched):
@@ -260,6 +286,9 @@ class MlRule(Rule):
         anomalies = []
         suppressed = self._suppressed_now() if findings else set()
         for finding in findings:
+            if not self.warm_up.done(tenant):
+                self.warm_up.hold()
+                continue
             pattern = self.pattern_of(tenant, finding.pattern)  # what feedback suppresses, per tenant
             if pattern in suppressed:
                 self.suppressed += 1
@@ -277,13 +306,16 @@ class MlRule(Rule):
     def _anomaly(self, key: str, finding: Finding) -> Anomaly:
         anomaly = self.anomaly(key, finding.start_us, finding.end_us, finding.score,
                                first_us=finding.start_us, last_us=finding.end_us)
+        signals = signals_of(finding.explanation, finding.score, finding.threshold, finding.samples)
+        why = why_text(signals)
         explanation = {**finding.explanation, "confidence": round(finding.confidence, 4),
                        "score": round(finding.score, 5), "threshold": round(finding.threshold, 5),
-                       "pattern": finding.pattern, "model_version": self.model_version}
+                       "pattern": finding.pattern, "model_version": self.model_version,
+                       "signals": signals, "text": why}
         anomaly.threshold = f"> {finding.threshold:.6g}"
         anomaly.samples = [f"ml: {orjson.dumps(explanation).decode()}", *finding.samples[-4:]]
         text = (f"{finding.summary} (score {finding.score:.4g} > {finding.threshold:.4g}, "
-                f"confidence {finding.confidence:.2f})")
+                f"confidence {finding.confidence:.2f}). Why: {why}")
         anomaly.description = f"{self.spec.description} {text}".strip()
         if "confidence" in _ANOMALY_FIELDS:
             anomaly.confidence = round(finding.confidence, 4)
@@ -309,4 +341,5 @@ class MlRule(Rule):
         """The base rule's figures plus the model, its version, scored items and suppressed findings."""
         return {**super().stats(), "model": self.stream.kind, "model_version": self.model_version,
                 "scored": sum(stream.scored for _, stream in self.streams()), "suppressed": self.suppressed,
-                "tenants": 1 + len(self.tenant_streams)}
+                "tenants": 1 + len(self.tenant_streams), "warm_up": self.warm_up.progress(),
+                "held_back_in_warm_up": self.warm_up.held_back}

@@ -38,6 +38,8 @@ ML_RULE_PROPERTIES: dict[str, Any] = {
                   "properties": {"alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                                  "beta": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}}},
     "min_points": {"type": "integer", "minimum": 2},
+    "warm_up": {**_DURATION, "description": "no alert until this much event time, in minutes that had records, "
+                                           "was seen (kept in the detector's checkpoint)"},
 }
 
 #: A whole ML rule (``filter`` refers to the rules file's ``#/$defs/filter``).
@@ -103,6 +105,7 @@ class MlConfig:
     alpha: float
     beta: float
     min_points: int
+    warm_up: float = 0.0
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "MlConfig":
@@ -131,10 +134,11 @@ class MlConfig:
             history=int(raw.get("history", 3)), min_probability=float(raw.get("min_probability", 0.001)),
             levels=tuple(raw.get("levels", ("WARNING", "ERROR", "CRITICAL"))),
             rise_factor=float(raw.get("rise_factor", 5.0)), min_count=int(raw.get("min_count", 10)),
-            learn_for=_seconds(raw, "learn_for", 3600.0),
+            learn_for=_seconds(raw, "learn_for", _seconds(raw, "warm_up", 3600.0)),
             op=threshold.get("op", ">"),
             threshold=None if "value" not in threshold else float(threshold["value"]),
             horizon=_seconds(raw, "horizon", 1800.0),
             alpha=float(smoothing.get("alpha", 0.3)), beta=float(smoothing.get("beta", 0.1)),
             min_points=int(raw.get("min_points", 10)),
+            warm_up=_seconds(raw, "warm_up", 0.0),
         )

@@ -1,6 +1,7 @@
 """Streaming side of the new/rare template detector."""
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,23 +25,32 @@ class TemplateStream:
         self.detector.use_baseline(model)
 
     def add(self, table: pa.Table) -> list[Finding]:
-        """Observe records; findings for new severe templates."""
+        """Observe records; findings for new severe templates. Every record counts towards its template;
+        only the records of the watched levels are looked at one by one."""
         if "template_id" not in table.column_names or table.num_rows == 0:
             return []
-        micros = pc.cast(table["timestamp"], pa.int64()).to_pylist()
-        texts = table["template"].to_pylist() if "template" in table.column_names else [""] * table.num_rows
-        findings = []
-        for service, tid, text, level, at, message in zip(
-                table["service"].to_pylist(), table["template_id"].to_pylist(), texts,
-                table["level"].to_pylist(), micros, table["message"].to_pylist()):
-            if tid is None:
-                continue
-            self.scored += 1
-            line = f"{iso_us(at)} {level} {service}: {message}"
-            event = self.detector.observe(service, tid, text or "", level, at, line)
-            if event is not None:
-                findings.append(self._finding(event))
-        return findings
+        table = table.filter(pc.is_valid(table["template_id"]))
+        if table.num_rows == 0:
+            return []
+        self.scored += table.num_rows
+        micros = pc.cast(table["timestamp"], pa.int64())
+        self.detector.learning(micros[0].as_py())  # the first record starts the warm-up, as observe does
+        rows = pa.table({"service": table["service"], "template_id": table["template_id"],
+                         "row": pa.array(np.arange(table.num_rows))})
+        groups = rows.group_by(["service", "template_id"], use_threads=False).aggregate(
+            [("row", "min"), ("row", "count")])
+        severe_rows = pc.indices_nonzero(pc.is_in(table["level"], value_set=pa.array(sorted(self.detector.levels))))
+        severe = table.take(severe_rows)
+        texts = severe["template"].to_pylist() if "template" in severe.column_names else [""] * severe.num_rows
+        at = pc.take(micros, severe_rows).to_pylist()
+        records = [(row, service, tid, text or "", level, at_us, f"{iso_us(at_us)} {level} {service}: {message}")
+                   for row, service, tid, text, level, at_us, message in zip(
+                       severe_rows.to_pylist(), severe["service"].to_pylist(), severe["template_id"].to_pylist(),
+                       texts, severe["level"].to_pylist(), at, severe["message"].to_pylist())]
+        events = self.detector.observe_batch(groups["service"].to_pylist(), groups["template_id"].to_pylist(),
+                                             groups["row_min"].to_pylist(), groups["row_count"].to_pylist(),
+                                             records)
+        return [self._finding(event) for event in events]
 
     def close(self, watermark_us: int) -> list[Finding]:
         """Findings for templates that rose sharply in minutes now closed."""

@@ -80,8 +80,15 @@ class TemplateNoveltyDetector:
         self.meta: dict[tuple[str, str], tuple[str, str, str]] = {}
 
     def use_baseline(self, baseline: TemplateBaseline) -> None:
-        """Switch to a trained baseline (ends any warm-up)."""
-        self.baseline = baseline
+        """Switch to a trained baseline (ends any warm-up). Templates this detector has already seen stay
+        known: a baseline trained on the lake before they reached it (the first training of a new
+        installation runs on an empty lake) must not make them new again."""
+        merged = TemplateBaseline({s: Counter(c) for s, c in baseline.counts.items()}, dict(baseline.minutes))
+        for service, seen in self.baseline.counts.items():
+            known = merged.counts.setdefault(service, Counter())
+            for template_id, count in seen.items():
+                known.setdefault(template_id, count)
+        self.baseline = merged
         self.learning_until_us = 0
 
     def learning(self, at_us: int) -> bool:
@@ -105,6 +112,29 @@ class TemplateNoveltyDetector:
         if is_new and not learning and level in self.levels:
             return TemplateEvent("new", service, template_id, template, level, at_us, 1, 0.0, line)
         return None
+
+    def observe_batch(self, services: list, template_ids: list, first_index: list[int], counts: list[int],
+                      severe: list[tuple]) -> list[TemplateEvent]:
+        """Take a batch at once, as :meth:`observe` of each record in order would: ``services``,
+        ``template_ids``, ``first_index`` (the batch row of its first record) and ``counts`` per distinct
+        (service, template) of the batch; ``severe``, the records of the watched levels in batch order, as
+        (row, service, template_id, template, level, at_us, line). The ``new`` events."""
+        first_of: dict[tuple[str, str], int] = {}
+        for service, template_id, first in zip(services, template_ids, first_index):
+            if template_id not in self.baseline.counts.get(service, ()):
+                first_of[(service, template_id)] = first  # unknown before the batch: new at its first row
+        events = []
+        for row, service, template_id, template, level, at_us, line in severe:
+            key = (service, template_id)
+            learning = self.learning(at_us)
+            minute = at_us - at_us % 60_000_000
+            self.minute_counts.setdefault(minute, Counter())[key] += 1
+            self.meta[key] = (template, level, line)
+            if first_of.get(key) == row and not learning:
+                events.append(TemplateEvent("new", service, template_id, template, level, at_us, 1, 0.0, line))
+        for service, template_id, count in zip(services, template_ids, counts):
+            self.baseline.counts.setdefault(service, Counter())[template_id] += count
+        return events
 
     def close_minutes(self, before_us: int) -> list[TemplateEvent]:
         """Close every minute that ends at or before ``before_us``; ``rising`` events of those minutes."""

@@ -38,10 +38,11 @@ class WindowStream:
         self.scored = 0
 
     def use_model(self, model: WindowModelSet) -> None:
-        """Score with ``model`` from now on (keeps templates already known)."""
+        """Score with ``model``'s per-service models from now on (keeps templates already known, and the
+        models of services ``model`` has none for: it may have been trained before they had history)."""
         for service, known in model.known_templates.items():
             self.models.known_templates.setdefault(service, set()).update(known)
-        self.models.models = dict(model.models)
+        self.models.models = {**self.models.models, **model.models}
 
     def add(self, table: pa.Table) -> list[Finding]:
         """Buffer records until their minute closes."""

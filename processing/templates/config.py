@@ -32,9 +32,22 @@ class MinerConfig:
     #: Never generalise a position where two different purely alphabetic words meet.
     words_are_constants: bool = True
     #: Turn a word position into a variable once this many distinct words were seen there (0 disables).
-    min_word_variants: int = 5
+    #: Off by default: it did not help out of sample (``bench/templates.py --ablation``).
+    min_word_variants: int = 0
     #: Replace a run of space-separated wildcards by one wildcard (variable-length lists).
     collapse_wildcards: bool = True
+    #: Apply masks at the start of every sub-token (``HWID=1973`` -> ``HWID=<*>``); when off, a mask
+    #: must cover a whole whitespace-separated token.
+    mask_subtokens: bool = True
+    #: A wildcard followed by a data-size unit absorbs the unit (``384.0 B`` -> ``<*>``).
+    #: Off by default: it only fitted one shared sample's ground truth and lost accuracy out of sample.
+    absorb_size_units: bool = False
+    #: When two tokens differ, keep their shared punctuation-bounded ends (``name=<*>,``) instead of
+    #: replacing the whole token by the wildcard.
+    keep_token_affixes: bool = True
+    #: Before creating a template, look for one of the same length that already covers the message
+    #: although it is filed under another tree path (it was generalised at a prefix position).
+    cover_across_paths: bool = True
     #: Capacity of the masking caches keyed by digit shape (0 disables; set 0 for custom masks
     #: that match particular digit values, e.g. ``port 80``).
     mask_cache_size: int = 50_000

@@ -54,10 +54,11 @@ class Masker:
     """Replace every generic variable in a message by the wildcard token.
 
     A message is split on whitespace and each token is masked on its own, then
-    the tokens are joined with single spaces; a wildcard followed by a data-size
-    unit absorbs the unit (``384.0 B`` -> ``<*>``), and with ``collapse_runs`` a
-    run of wildcards becomes one (so variable-length lists such as
-    ``delete blk_1 blk_2 ...`` share a template).
+    the tokens are joined with single spaces; with ``absorb_units`` a wildcard
+    followed by a data-size unit absorbs the unit (``384.0 B`` -> ``<*>``), and
+    with ``collapse_runs`` a run of wildcards becomes one (so variable-length
+    lists such as ``delete blk_1 blk_2 ...`` share a template). With
+    ``subtokens`` off, masks apply to whole tokens only.
     """
 
     __slots__ = (
@@ -71,11 +72,13 @@ class Masker:
         wildcard: str = "<*>",
         collapse_runs: bool = True,
         cache_size: int = 50_000,
+        subtokens: bool = True,
+        absorb_units: bool = False,
     ) -> None:
         masks = tuple(masks)
         self.names = tuple(name for name, _ in masks)
         self.wildcard = wildcard
-        self.pattern = compile_masks(masks)
+        self.pattern = compile_masks(masks, subtokens)
         self.cache_size = cache_size
         self._cache: dict[bytes, str] = {}
         self._tokens: dict[str, str] = {}
@@ -83,7 +86,7 @@ class Masker:
         escaped = re.escape(wildcard)
         self._pair = f"{wildcard} {wildcard}" if collapse_runs else None
         self._run = re.compile(f"{escaped}(?: {escaped})+")
-        self._unit_probe = f"{wildcard} "
+        self._unit_probe = f"{wildcard} " if absorb_units else None
         self._unit = re.compile(f"{escaped} {SIZE_UNITS}(?![\\w])")
 
     def mask(self, message: str) -> str:
@@ -105,7 +108,7 @@ class Masker:
         tokens = self._tokens
         mask_token = self._mask_token
         masked = " ".join([tokens.get(token) or mask_token(token) for token in message.split()])
-        if self._unit_probe in masked:
+        if self._unit_probe is not None and self._unit_probe in masked:
             masked = self._unit.sub(self.wildcard, masked)
         if self._pair is not None and self._pair in masked:
             masked = self._run.sub(self.wildcard, masked)
@@ -141,8 +144,12 @@ def _bounded_put(cache: dict, key: object, value: str, limit: int) -> None:
     cache[key] = value
 
 
-def compile_masks(masks: Iterable[MaskSpec]) -> re.Pattern[str] | None:
-    """Combine ``(name, regex)`` masks into one alternation tried at sub-token starts (``None`` if none)."""
+def compile_masks(masks: Iterable[MaskSpec], subtokens: bool = True) -> re.Pattern[str] | None:
+    """Combine ``(name, regex)`` masks into one alternation (``None`` if none).
+
+    With ``subtokens`` the alternation is tried at every sub-token start;
+    without, a mask must span a whole whitespace-separated token.
+    """
     parts = []
     for name, regex in masks:
         try:
@@ -152,4 +159,7 @@ def compile_masks(masks: Iterable[MaskSpec]) -> re.Pattern[str] | None:
         parts.append(f"(?:{regex})")
     if not parts:
         return None
-    return re.compile(SUBTOKEN_START + "(?:" + "|".join(parts) + ")")
+    alternation = "(?:" + "|".join(parts) + ")"
+    if subtokens:
+        return re.compile(SUBTOKEN_START + alternation)
+    return re.compile(r"(?<!\S)" + alternation + r"(?!\S)")

@@ -45,8 +45,14 @@ def differs_in_word(template: list[str], tokens: list[str]) -> bool:
     return any(t != m and t.isalpha() and m.isalpha() for t, m in zip(template, tokens))
 
 
-def generalize(template: list[str], tokens: list[str], wildcard: str) -> list[str]:
-    """The template with every position where it differs from ``tokens`` generalised."""
+def generalize(template: list[str], tokens: list[str], wildcard: str, keep_affixes: bool = True) -> list[str]:
+    """The template with every position where it differs from ``tokens`` generalised.
+
+    With ``keep_affixes`` a differing token keeps its shared punctuation-bounded
+    ends (:func:`generalize_token`); without, it becomes the wildcard.
+    """
+    if not keep_affixes:
+        return [t if t == m else wildcard for t, m in zip(template, tokens)]
     return [t if t == m else generalize_token(t, m, wildcard) for t, m in zip(template, tokens)]
 
 

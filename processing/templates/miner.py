@@ -37,7 +37,8 @@ class TemplateMiner:
         self.on_new_template = on_new_template
         self._wildcard = self.config.wildcard
         self._masker = Masker(
-            self.config.masks, self._wildcard, self.config.collapse_wildcards, self.config.mask_cache_size
+            self.config.masks, self._wildcard, self.config.collapse_wildcards, self.config.mask_cache_size,
+            subtokens=self.config.mask_subtokens, absorb_units=self.config.absorb_size_units,
         )
         self._tree = PrefixTree(self.config.depth, self.config.max_children, self._wildcard)
         self._params = ParamExtractor(self._wildcard)
@@ -207,7 +208,9 @@ class TemplateMiner:
         same_length = self._by_length.get(len(tokens))
         if same_length:
             # Templates generalised at a prefix position live under another tree path.
-            cluster = matching.covering(same_length, tokens, self._wildcard)
+            cluster = None
+            if self.config.cover_across_paths:
+                cluster = matching.covering(same_length, tokens, self._wildcard)
             if cluster is None:
                 cluster = self._merge_word_variants(same_length, tokens)
             if cluster is not None:
@@ -216,9 +219,12 @@ class TemplateMiner:
 
     def _generalize(self, cluster: Cluster, tokens: list[str]) -> None:
         if cluster.tokens != tokens:
-            merged = matching.generalize(cluster.tokens, tokens, self._wildcard)
+            merged = self._generalized(cluster.tokens, tokens)
             if merged != cluster.tokens:
                 cluster.set_tokens(merged)
+
+    def _generalized(self, template: list[str], tokens: list[str]) -> list[str]:
+        return matching.generalize(template, tokens, self._wildcard, self.config.keep_token_affixes)
 
     def _merge_word_variants(self, candidates: list[Cluster], tokens: list[str]) -> Cluster | None:
         """Turn a word position into a variable once enough clusters differ only there."""
@@ -234,8 +240,8 @@ class TemplateMiner:
         template = list(survivor.tokens)
         template[position] = self._wildcard
         for cluster in absorbed:
-            template = matching.generalize(template, cluster.tokens, self._wildcard)
-        survivor.set_tokens(matching.generalize(template, tokens, self._wildcard))
+            template = self._generalized(template, cluster.tokens)
+        survivor.set_tokens(self._generalized(template, tokens))
         for cluster in absorbed:
             cluster.merged_into = survivor
             survivor.touch(cluster.count, cluster.first_seen, cluster.last_seen)

@@ -24,6 +24,9 @@ class SnapshotMiner(Protocol):
 
 FORMAT = "logwarden.templates/1"
 _MAGIC = b"LWT1"
+#: Settings whose default changed after states were written without them: such a state keeps the
+#: behaviour it was learned with (size units were always absorbed before the switch existed).
+_LEGACY_DEFAULTS: dict[str, Any] = {"absorb_size_units": True}
 
 
 def to_state(miner: SnapshotMiner) -> dict[str, Any]:
@@ -52,7 +55,8 @@ def from_state(
     """Rebuild a miner from :func:`to_state` data."""
     if state.get("format") != FORMAT:
         raise ValueError(f"unsupported template state format: {state.get('format')!r}")
-    miner = miner_cls(MinerConfig.from_dict(state["config"]), on_new_template=on_new_template)
+    config = _LEGACY_DEFAULTS | dict(state["config"])
+    miner = miner_cls(MinerConfig.from_dict(config), on_new_template=on_new_template)
     by_id: dict[str, Cluster] = {}
     rows = state["clusters"]
     for row in rows:

@@ -164,7 +164,7 @@ def test_an_unknown_receiver_section_is_refused_listing_the_known_ones(tmp_path)
     assert str(refused.value) == (
         "config: alerting.pagerdutty: unknown receiver or setting "
         f"(receivers: {known}; settings: after_hours, business_hours, dashboard_url, delivery, escalation, "
-        "flush_timeout, group_wait, poll_interval)"
+        "flush_timeout, group_wait, inhibit_rules, poll_interval, receivers, route, time_intervals)"
     )
     path = tmp_path / "logwarden.yaml"
     path.write_text("alerting:\n  group_wait: 5s\n  pagerdutty: {routing_key: k}\n")

@@ -138,14 +138,28 @@ def test_replay_into_a_running_stack(tmp_path, ray_head, shared_data):
     stack = StackProcess(tmp_path / "data", ray_head).start()
     try:
         source = shared_data / "formats" / "cloudtrail"
-        done = subprocess.run([sys.executable, "-m", "logwarden", "replay", str(source), "--data-dir",
-                               str(stack.data_dir)], capture_output=True, text=True, timeout=300, env=stack.env)
+        text = tmp_path / "billing.log"
+        text.write_text("".join(f"2026-11-22 10:00:{i % 60:02d},000 ERROR [main] Billing - charge {i} failed\n"
+                                for i in range(5000)))
+        native = tmp_path / "checkout.ndjson"
+        record = {"timestamp": "2026-11-22T10:00:00Z", "level": "INFO", "service": "checkout", "message": "ok"}
+        wide = {**record, **{f"field{i}": i for i in range(60)}}  # 64 fields
+        native.write_bytes(json.dumps(record).encode() + b"\n" + json.dumps(wide).encode() + b"\n")
+        config = tmp_path / "replay.yaml"
+        config.write_text("collector:\n  max_fields: 50\n")
+        done = subprocess.run([sys.executable, "-m", "logwarden", "replay", str(source), str(text), str(native),
+                               "--data-dir", str(stack.data_dir), "--tenant", "acme", "--config", str(config)],
+                              capture_output=True, text=True, timeout=300, env=stack.env)
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout[done.stdout.index("{"):])
+        assert summary["rejected_by_reason"] == {"too_many_fields": 1}  # the limit of --config
         assert summary["formats"].get("cloudtrail", 0) > 0
+        assert summary["parsed_on"].startswith("Dask workers of tcp://")  # the running stack's workers parsed
         assert "starting processing" not in done.stdout  # the running stack did the work
         lake = Lake(stack.data_dir / "lake")
         assert query(lake, "SELECT count(*) FROM logs")[0][0] == summary["accepted"]
+        assert query(lake, "SELECT DISTINCT tenant FROM logs") == [("acme",)]
+        assert query(lake, "SELECT count(*) FROM logs WHERE service = 'billing' AND level = 'ERROR'") == [(5000,)]
         assert query(lake, "SELECT count(*) FROM logs WHERE template_id IS NULL") == [(0,)]
         assert stack.stop() == 0
     finally:

@@ -58,3 +58,33 @@ def test_nothing_fires_during_warm_up():
     rule = MlRule(SPEC)
     first = [rec(i, "pay", "ERROR", f"brand new failure {i % 3} kind") for i in range(0, 300, 10)]
     assert rule.add_data(_batch(miner, first)) == []
+
+
+def test_a_batch_at_once_gives_what_record_by_record_gives():
+    """TemplateStream.add looks only at severe records one by one; the events and counts are those of
+    observing every record in order (a template first seen as INFO earlier in the batch is not new)."""
+    import random
+
+    from logwarden.monitoring.anomaly import iso_us
+    from logwarden.monitoring.ml.template_stream import TemplateStream
+    from logwarden.monitoring.ml.templates import TemplateNoveltyDetector
+
+    rng = random.Random(7)
+    start = 1_763_805_600_000_000
+    rows = [{"timestamp": start + i * 1_500_000, "service": rng.choice("ab"), "template_id": f"t{rng.randrange(1 + i // 200)}",
+             "template": "t", "level": rng.choice(["INFO"] * 6 + ["ERROR", "CRITICAL"]), "message": f"m{i}"}
+            for i in range(4000)]
+    one_by_one = TemplateNoveltyDetector(learn_for_us=60_000_000 * 20)
+    expected = [event for row in rows for event in [one_by_one.observe(
+        row["service"], row["template_id"], row["template"], row["level"], row["timestamp"],
+        f"{iso_us(row['timestamp'])} {row['level']} {row['service']}: {row['message']}")] if event is not None]
+    stream = TemplateStream(TemplateNoveltyDetector(learn_for_us=60_000_000 * 20), quiet_us=0)
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    found = []
+    for first in range(0, len(rows), 700):
+        batch = pa.table({name: values[first:first + 700] for name, values in columns.items()})
+        batch = batch.set_column(0, "timestamp", batch["timestamp"].cast(pa.timestamp("us", tz="UTC")))
+        found += stream.add(batch)
+    assert expected and found == [stream._finding(event) for event in expected]
+    assert stream.detector.baseline.counts == one_by_one.baseline.counts
+    assert stream.detector.minute_counts == one_by_one.minute_counts and stream.detector.meta == one_by_one.meta

@@ -19,6 +19,8 @@ from logwarden.monitoring import DetectorSet, load_rules, parse_rules
 
 from tests.monitoring.helpers import rec, table
 
+pytestmark = pytest.mark.solo  # timing-sensitive: `make test` runs it alone, after the rest
+
 ray = pytest.importorskip("ray")
 SEED = ANOMALY_SCHEMA_PATH.read_text()
 SHARDED = re.sub(r"(?m)^    shards: \d+", "    shards: 3", SEED)  # suspicious_user on three shards
@@ -153,7 +155,7 @@ def test_live_edit_reloads_keeps_state_and_refuses_bad_edits(ray_session, tmp_pa
         # a bad edit is refused, naming the rule and the field; the running rules go on
         time.sleep(0.5)
         before = len(reloads)
-        path.write_text(SEED.replace("severity: HIGH", "severity: URGENT"))
+        path.write_text(SEED.replace("severity: HIGH", "severity: URGENT", 1))
         deadline = time.monotonic() + 10
         while not refused and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -11,15 +11,19 @@ from logwarden.monitoring import load_rules, parse_rules
 SEED = ANOMALY_SCHEMA_PATH.read_text()
 
 
-def test_seed_rules_are_the_five_detectors():
+def test_seed_rules_are_the_detectors_of_the_default_file():
     rules = load_rules(ANOMALY_SCHEMA_PATH)
-    summary = {r.name: (r.kind, r.severity, r.window, str(r.threshold), r.group_by) for r in rules.rules}
+    summary = {r.name: (r.kind, r.severity, r.window, str(r.threshold), r.group_by) for r in rules.rules
+               if r.kind != "ml"}  # the ML rules beside them: tests/ml/test_default_ml_rules.py
     assert summary == {
         "error_spike": ("frequency", "HIGH", 300.0, "> 100", ("service",)),
         "service_down": ("flatline", "CRITICAL", 600.0, "< 1", ("service",)),
         "slow_response": ("threshold", "MEDIUM", 0.0, "> 5000", ("service",)),
         "suspicious_user": ("frequency", "MEDIUM", 3600.0, ">= 50", ("user_id",)),
         "db_connection_failure": ("frequency", "CRITICAL", 120.0, ">= 10", ("service",)),
+        "threat_indicator_seen": ("frequency", "HIGH", 60.0, ">= 1", ("threat_indicator", "threat_list",
+                                                                      "threat_origin")),
+        "suspicious_privileged_user": ("frequency", "HIGH", 3600.0, ">= 10", ("user_id",)),
     }
     assert rules.routing == {"CRITICAL": ["pagerduty"], "HIGH": ["slack"], "MEDIUM": ["email"], "LOW": ["dashboard"]}
 

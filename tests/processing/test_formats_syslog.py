@@ -108,3 +108,17 @@ def test_truncated_and_broken_syslog_becomes_flagged_text() -> None:
         fmt = "syslog-rfc5424" if b">1 " in data else "syslog-rfc3164"
         rec = parse(data, fmt)
         assert rec.format == "text" and rec.parse_error
+
+
+@pytest.mark.parametrize("line, level", [
+    (b"2026-12-07T20:00:19.978Z ERROR payment-service: charge failed", "ERROR"),
+    (b"2026-12-07T20:00:19Z [WARN] checkout: slow response", "WARNING"),
+    (b"Dec  7 20:00:18 ERROR payment-service: charge failed", "ERROR"),
+])
+def test_a_level_word_where_the_host_would_be_is_an_application_line_not_syslog(line, level):
+    from logwarden.formats import detect, parse
+
+    found = detect(line)
+    assert found.format != "syslog-rfc3164"
+    parsed = parse(line, found.format)
+    assert parsed.level == level and "hostname" not in parsed.attributes

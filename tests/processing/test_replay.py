@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from logwarden.collector.deadletter import DeadLetterStore
-from logwarden.replay import parse_speed, replay_files
+from logwarden.replay import ReplayOptions, parse_speed, replay_files
 
 
 def test_speed_forms():
@@ -26,7 +26,7 @@ def test_mixed_formats_and_compression_land_in_the_spool(tmp_path, shared_data):
                            "name": "billing"}) for i in range(5)]
     (logs / "app.json.gz").write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
     cloudtrail = next((shared_data / "formats" / "cloudtrail").rglob("*.json"))
-    summary = replay_files([str(logs), str(cloudtrail)], tmp_path / "data", "auto", None)
+    summary = replay_files([str(logs), str(cloudtrail)], tmp_path / "data")
     assert summary.records == summary.accepted + summary.rejected
     assert summary.formats["json"] == 5 and summary.formats["cloudtrail"] > 0
     rows = [r for p in sorted((tmp_path / "data" / "spool").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
@@ -41,7 +41,7 @@ def test_records_the_schema_refuses_are_dead_lettered_with_their_bytes(tmp_path)
     source.write_bytes(b'{"timestamp": "2026-11-22T10:00:00Z", "level": "INFO", "service": "a", "message": "ok"}\n'
                        b'{"timestamp": "2026-11-22T10:00:01Z", "level": "INFO", "service": "'
                        + b"s" * 200 + b'", "message": "too long a service name"}\n')
-    summary = replay_files([str(source)], tmp_path / "data", "json", None)
+    summary = replay_files([str(source)], tmp_path / "data", ReplayOptions(format_name="json"))
     assert (summary.accepted, summary.rejected) == (1, 1)
     letters = list(DeadLetterStore(tmp_path / "data" / "deadletter"))
     assert len(letters) == 1 and letters[0].field == "service" and b"s" * 200 in letters[0].raw

@@ -25,7 +25,7 @@ def masker() -> Masker:
         ("fetch hdfs://10.10.34.11:9000/pjhe/logs/a.log:0+7 now", "fetch hdfs://<*> now"),
         ("nic 00:1a:2b:3c:4d:5e up", "nic <*> up"),
         ("block blk_-6952295868487656571 from attempt_01_000001", "block <*> from <*>"),
-        ("stored 384.0 B, free 317.5 KB", "stored <*>, free <*>"),
+        ("stored 384.0 B, free 317.5 KB", "stored <*> B, free <*> KB"),
         ("state (HWID=1973) generating core.2275", "state (HWID=<*>) generating core.<*>"),
         ("delete blk_1 blk_2 blk_3 now", "delete <*> now"),
     ],

@@ -44,7 +44,7 @@ def test_defaults_and_no_sink_without_url():
 
 
 @pytest.mark.parametrize("section, message", [
-    ({"retension": {}}, "storage.retension: unknown key (known keys: compaction, elasticsearch, retention)"),
+    ({"retension": {}}, "storage.retension: unknown key (known keys: compaction, elasticsearch, forward, retention)"),
     ([], "storage: expected a mapping, got a list"),
     ({"retention": {"raw_after": "soon"}},
      "storage.retention.raw_after: expected a duration (e.g. 500ms, 30s, 5m, 2h, 7d), got 'soon'"),
