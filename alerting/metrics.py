@@ -120,8 +120,9 @@ class AlertingCollector:
     def _delivery_state(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("logwarden_alert_outbox_depth",
                                   "Alert messages waiting for delivery (pending or being sent)", labels=["channel"])
-        for channel, n in sorted(self.outbox_depth().items()):
-            depth.add_metric([channel], n)
+        waiting = self.outbox_depth()
+        for channel in sorted(set(self.workers) | set(waiting)):  # every channel, 0 when nothing waits
+            depth.add_metric([channel], waiting.get(channel, 0))
         yield depth
         failing = GaugeMetricFamily("logwarden_alert_channel_failing_seconds",
                                     "Seconds since the channel's first failure after its last success "
