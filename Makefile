@@ -6,6 +6,9 @@ ARGS ?=
 # `make test` runs the suite on this many pytest workers (one file per worker at a time), then the tests
 # marked `solo` alone; with ARGS, pytest runs just what ARGS names.
 TEST_WORKERS ?= 2
+# The `solo` tests, named by file: collecting every test module first (as `-m solo` alone does) left the
+# Ray pool tests with actors that die at start (cause not pinned down yet); collected alone they pass.
+SOLO_TESTS := tests/test_soak.py tests/monitoring/test_pool.py
 
 .PHONY: run test lint setup bench clean
 
@@ -22,7 +25,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 ifeq ($(strip $(ARGS)),)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not solo"
-	$(PY) -m pytest -m solo
+	$(PY) -m pytest -m solo $(SOLO_TESTS)
 else
 	$(PY) -m pytest $(ARGS)
 endif
