@@ -172,43 +172,43 @@ def handle_dead_letters(service: AlertService) -> tuple[int, Any]:
     return 200, history.dead_letters(service.store)
 
 
+async def _json_object(request: web.Request) -> tuple[dict, web.Response | None]:
+    """The request's JSON object body ({} when there is none), or the 400 answer saying what is wrong."""
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError:
+        return {}, web.json_response({"error": "the body must be JSON"}, status=400)
+    if not isinstance(body, dict):
+        return {}, web.json_response({"error": "the body must be a JSON object"}, status=400)
+    return body, None
+
+
 def aiohttp_routes(service: AlertService, prefix: str = "/alerts") -> list[web.RouteDef]:
     """aiohttp routes for the handlers above (``app.add_routes(aiohttp_routes(service))``), for an
     application behind :func:`logwarden.common.http.protect`."""
 
     @requires(ADMIN)
     async def ack(request: web.Request) -> web.Response:
-        body: dict = {}
-        if request.can_read_body:
-            try:
-                body = await request.json()
-            except ValueError:
-                return web.json_response({"error": "the body must be JSON"}, status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        body, refused = await _json_object(request)
+        if refused is not None:
+            return refused
         body.setdefault("by", request.query.get("by"))
         status, out = handle_ack(service, request.match_info["ref"], body, principal(request).tenant_filter)
         return web.json_response(out, status=status)
 
     @requires(ADMIN, all_tenants=True)  # a silence covers the rule and key in every tenant
     async def silence(request: web.Request) -> web.Response:
-        try:
-            body = await request.json() if request.can_read_body else {}
-        except ValueError:
-            return web.json_response({"error": "the body must be JSON"}, status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        body, refused = await _json_object(request)
+        if refused is not None:
+            return refused
         status, out = handle_silence(service, request.match_info["ref"], body, principal(request).tenant_filter)
         return web.json_response(out, status=status)
 
     @requires(ADMIN)
     async def verdict(request: web.Request) -> web.Response:
-        try:
-            body = await request.json() if request.can_read_body else {}
-        except ValueError:
-            return web.json_response({"error": "the body must be JSON"}, status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        body, refused = await _json_object(request)
+        if refused is not None:
+            return refused
         for name in ("verdict", "by", "note"):
             if name in request.query:
                 body.setdefault(name, request.query[name])
