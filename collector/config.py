@@ -38,7 +38,7 @@ a port number from 0 to 65535, got 'abc'``). The keys::
                                   # new records are refused (503 with Retry-After) until space returns
       max_deadletter_bytes: 1GiB  # the dead-letter store's cap: past it, the oldest letters are evicted
       columnar: true              # the vectorized validation fast path
-      batch: {max_records: 50000, max_age: 1s, max_bytes: 64MiB}
+      batch: {max_records: 50000, max_age: 250ms, max_bytes: 64MiB}
       timestamp_skew: {max_future: 1h, max_past: 30d}
 """
 

@@ -56,7 +56,7 @@ class BatchPolicy:
     """When the open batch rolls over into a spool file."""
 
     max_records: int = 50_000
-    max_age: float = 1.0
+    max_age: float = 0.25  # seconds; the largest share of the time from acknowledgement to alert
     max_bytes: int = 64 * 1024 * 1024
 
 

@@ -34,6 +34,7 @@ from logwarden.security import stack_auth, stack_authenticator, stack_tls
 from logwarden.settings import Settings
 from logwarden.supervisor import CollectorProcess
 from logwarden.monitoring import RulesFile, load_rules
+from logwarden.monitoring.handoff import detector_columns
 from logwarden.processing.batch import BatchOutput
 from logwarden.processing.pipeline import SpoolProcessor
 from logwarden.processing.quarantine import QuarantinedBatch
@@ -237,10 +238,18 @@ class Stack:
                                         elasticsearch=opts.settings.storage.elasticsearch,
                                         on_quarantine=self._on_quarantine,
                                         reconnect=self.dask.reconnect if opts.dask_scheduler else None,
-                                        deadletter_max_bytes=opts.settings.collector.max_deadletter_bytes)
+                                        deadletter_max_bytes=opts.settings.collector.max_deadletter_bytes,
+                                        columns=self._sink_columns(self.rules), sink_many=self._on_batches)
         self.processor.start()
         self.retention = RetentionScheduler(self.paths.lake, opts.settings.storage.retention).start()
         self.compaction = CompactionScheduler(self.paths.lake, opts.settings.storage.compaction).start()
+
+    def _sink_columns(self, rules: RulesFile, earlier: tuple[str, ...] | None = ()) -> tuple[str, ...] | None:
+        """The columns of each batch that reach the driver: those the detectors read (plus ``earlier``,
+        for the batches already in flight when rules change), or every column when records are forwarded."""
+        if self.forwarder is not None or earlier is None:
+            return None
+        return detector_columns(rules, also=earlier)
 
     def _install_alert_routes(self, app) -> None:
         from logwarden.alerting.http import aiohttp_routes
@@ -286,15 +295,21 @@ class Stack:
 
     # the running system -------------------------------------------------------------------
     def _on_batch(self, output: BatchOutput) -> None:
-        anomalies = self.pool.process(output.batch_id, output.records)
-        self.alerts.dispatch(anomalies)
-        if self.forwarder is not None:  # last: a batch handed on again is seen once by the detectors
-            self.forwarder.forward(output.batch_id, output.records)
-        if output.num_records:
-            newest = output.records["timestamp"][-1].value  # sorted by event time in processing
-            with self._event_lock:
-                self._max_event_us = max(self._max_event_us or newest, newest)
-                self._last_batch_at = time.monotonic()
+        self._on_batches([output])
+
+    def _on_batches(self, outputs: list[BatchOutput]) -> None:
+        """Batches in spool order to the detectors (one call per actor for all of them), their alerts to
+        alerting, their records to the SIEM sinks."""
+        self.pool.process_many([(output.batch_id, output.records) for output in outputs],
+                               on_anomalies=self.alerts.dispatch)  # each rule's alerts as soon as it answers
+        for output in outputs:
+            if self.forwarder is not None:  # last: a batch handed on again is seen once by the detectors
+                self.forwarder.forward(output.batch_id, output.records)
+            if output.num_records:
+                newest = output.records["timestamp"][-1].value  # sorted by event time in processing
+                with self._event_lock:
+                    self._max_event_us = max(self._max_event_us or newest, newest)
+                    self._last_batch_at = time.monotonic()
 
     def _on_quarantine(self, entry: QuarantinedBatch) -> None:
         """A spool batch quarantined (or, retried, gone through): a CRITICAL self-alert through the router."""
@@ -337,6 +352,8 @@ class Stack:
             log.error("rules file refused, the running rules go on: %s", exc)
             print(f"rules file refused, the running rules go on: {exc}", flush=True)
             return
+        if self.processor is not None:  # before the detectors change: batches in flight have both rules' columns
+            self.processor.columns = self._sink_columns(rules, earlier=self.processor.columns)
         changes = self.pool.reload(rules)
         self.rules = rules
         if self.retrain:

@@ -1,12 +1,15 @@
-"""One spool batch through processing, in two Dask tasks per batch.
+"""One spool batch through processing, in three Dask tasks per batch.
 
 ``prepare_batch`` (phase one) reads the spool file, masks secrets, orders by event time and
 matches messages against the template snapshot; it keeps the prepared table in the worker
 and returns only the messages no template covered. The driver learns those (see
-``processing.mining``). ``finalize_batch`` (phase two, on the same worker when it can)
-assigns every record its template against the new snapshot, aggregates, and commits the
-batch to the lake. Both are idempotent: the lake commit is keyed by the batch id, so a
-retried task never writes a second copy, and a lost worker only costs a recomputation.
+``processing.mining``). ``transform_batch`` (phase two, on the same worker when it can)
+assigns every record its template against the new snapshot, enriches and aggregates; it keeps
+the result in the worker and returns the records the detectors need, so that detection does not
+wait for the lake. ``commit_transformed`` (phase three, on the same worker) commits the batch to
+the lake. ``finalize_batch`` does phases two and three in one call (backfill, tests, benchmarks).
+All are idempotent: the lake commit is keyed by the batch id, so a retried task never writes a
+second copy, and a lost worker only costs a recomputation.
 
 A commit that fails for a reason other than the machine's (a full disk, an I/O error: those are
 retried) is bisected: halves of the batch are tried until the records the lake cannot take are
@@ -45,6 +48,8 @@ TEMPLATE_FIELDS = (pa.field("template_id", pa.string()), pa.field("template", pa
 # Per worker process: phase one's table and matches, for phase two on the same worker.
 _PREPARED: "OrderedDict[str, tuple[pa.Table, ColumnMatches]]" = OrderedDict()
 _PREPARED_KEEP = 16
+# Per worker process: phase two's result, for phase three (the lake commit) on the same worker.
+_TRANSFORMED: "OrderedDict[str, Transformed]" = OrderedDict()
 DEAD_LETTER_REASON = "lake_commit"
 # Errors of the machine, not of a record: the batch is retried whole, never split.
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM, errno.EMFILE,
@@ -136,6 +141,66 @@ def prepare_batch(spool_path: str, snapshot: bytes, masking: MaskingConfig | Non
     return result
 
 
+@dataclass
+class Transformed:
+    """A batch templated, enriched and aggregated, kept on its worker between ``transform_batch`` and
+    ``commit_transformed``."""
+
+    records: pa.Table
+    aggregates: pa.Table
+    messages: pa.ChunkedArray
+    learned: list[str]
+    new_template_ids: frozenset[str]
+
+
+@dataclass
+class Committed:
+    """What the lake commit of a batch did: how many records it committed, how many it refused (moved
+    to the dead-letter store), and the template usage of the committed records."""
+
+    batch_id: str
+    records: int
+    dead_lettered: int
+    usage: list[TemplateInfo] = field(default_factory=list)
+
+
+def transform_batch(spool_path: str, snapshot: bytes, learned: list[str], masking: MaskingConfig | None = None,
+                    inventory: Inventory | None = None, new_template_ids: frozenset[str] = frozenset(),
+                    columns: tuple[str, ...] | None = None) -> BatchOutput:
+    """Phase two: template every record against ``snapshot``, enrich and aggregate; keep the result on
+    this worker for ``commit_transformed``. Returns what the sink (the detectors) needs at once: the
+    records, only ``columns`` of them when given (in that order, those the table has)."""
+    batch_id = batch_id_of(spool_path)
+    transformed = _transform(spool_path, snapshot, learned, masking, inventory, new_template_ids)
+    _TRANSFORMED[batch_id] = transformed
+    while len(_TRANSFORMED) > _PREPARED_KEEP:
+        _TRANSFORMED.popitem(last=False)
+    records = transformed.records
+    if columns is not None:
+        records = records.select([name for name in columns if name in records.column_names])
+    return BatchOutput(batch_id, records, transformed.aggregates.slice(0, 0))
+
+
+def commit_transformed(spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
+                       masking: MaskingConfig | None = None, elasticsearch: ElasticsearchConfig | None = None,
+                       inventory: Inventory | None = None, new_template_ids: frozenset[str] = frozenset(),
+                       deadletter_dir: str | None = None,
+                       deadletter_max_bytes: int | None = DEFAULT_MAX_BYTES) -> Committed:
+    """Phase three: commit the batch ``transform_batch`` kept on this worker to the lake (transforming it
+    again when this worker does not hold it: another worker did phase two, or this one restarted). Records
+    the lake cannot take go to the dead-letter store in ``deadletter_dir`` (capped at
+    ``deadletter_max_bytes``; None as the folder: the commit error is raised instead)."""
+    batch_id = batch_id_of(spool_path)
+    transformed = _TRANSFORMED.pop(batch_id, None)
+    if transformed is None:
+        transformed = _transform(spool_path, snapshot, learned, masking, inventory, new_template_ids)
+    records, _aggregates, refused = _commit(batch_id, lake_root, transformed, deadletter_dir, deadletter_max_bytes)
+    if elasticsearch is not None:
+        _index(elasticsearch, batch_id, records)
+    messages = records["message"] if refused else transformed.messages
+    return Committed(batch_id, records.num_rows, refused, usage=_usage(records, messages, transformed.learned))
+
+
 def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
                    masking: MaskingConfig | None = None,
                    elasticsearch: ElasticsearchConfig | None = None,
@@ -143,11 +208,24 @@ def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: li
                    new_template_ids: frozenset[str] = frozenset(),
                    deadletter_dir: str | None = None,
                    deadletter_max_bytes: int | None = DEFAULT_MAX_BYTES) -> BatchOutput:
-    """Phase two: template every record against ``snapshot``, enrich, aggregate, commit to the lake.
-    Records the lake cannot take go to the dead-letter store in ``deadletter_dir`` (capped at
-    ``deadletter_max_bytes``; None as the folder: the commit error is raised instead)."""
+    """Phases two and three in one call: template every record against ``snapshot``, enrich, aggregate,
+    commit to the lake; the whole output. Records the lake cannot take go to the dead-letter store in
+    ``deadletter_dir`` (capped at ``deadletter_max_bytes``; None as the folder: the commit error is raised
+    instead)."""
     batch_id = batch_id_of(spool_path)
-    table, matches = _PREPARED.pop(batch_id, (None, None))
+    transformed = _transform(spool_path, snapshot, learned, masking, inventory, new_template_ids)
+    records, aggregates, refused = _commit(batch_id, lake_root, transformed, deadletter_dir, deadletter_max_bytes)
+    if elasticsearch is not None:
+        _index(elasticsearch, batch_id, records)
+    messages = records["message"] if refused else transformed.messages
+    return BatchOutput(batch_id, records, aggregates, usage=_usage(records, messages, learned),
+                       user_errors=user_errors(records), dead_lettered=refused)
+
+
+def _transform(spool_path: str, snapshot: bytes, learned: list[str], masking: MaskingConfig | None,
+               inventory: Inventory | None, new_template_ids: frozenset[str]) -> Transformed:
+    """Template (phase one's matches when this worker holds them), enrich and aggregate a batch."""
+    table, matches = _PREPARED.pop(batch_id_of(spool_path), (None, None))
     if table is None:  # another worker ran phase one, or this one restarted
         table = _prepare(spool_path, masking)
     messages = table["message"]
@@ -155,24 +233,25 @@ def finalize_batch(spool_path: str, lake_root: str, snapshot: bytes, learned: li
     template_ids, templates = matches.columns()
     records = table.append_column(TEMPLATE_FIELDS[0], template_ids).append_column(TEMPLATE_FIELDS[1], templates)
     records = (inventory or Inventory()).enrich(records)
-    aggregates = minute_aggregates(records, new_template_ids)
+    return Transformed(records, minute_aggregates(records, new_template_ids), messages, learned, new_template_ids)
+
+
+def _commit(batch_id: str, lake_root: str, transformed: Transformed, deadletter_dir: str | None,
+            deadletter_max_bytes: int | None) -> tuple[pa.Table, pa.Table, int]:
+    """Commit a transformed batch; the records and aggregates committed, and how many records were refused."""
+    records, aggregates = transformed.records, transformed.aggregates
     lake = Lake(Path(lake_root))
     committed_before = lake.is_committed(batch_id)  # a retry: letters of an earlier attempt may exist
     try:
         lake.commit_batch(batch_id, records, aggregates)
-        refused = 0
+        return records, aggregates, 0
     except Exception as exc:  # noqa: BLE001 - any failure may be one record's: isolate it
         if deadletter_dir is None or _is_transient(exc):
             raise
         store = DeadLetterStore(Path(deadletter_dir), max_bytes=deadletter_max_bytes)
-        records, refused = _commit_isolating(lake, batch_id, records, new_template_ids, store, exc,
+        records, refused = _commit_isolating(lake, batch_id, records, transformed.new_template_ids, store, exc,
                                              committed_before)
-        aggregates = minute_aggregates(records, new_template_ids)
-        messages = records["message"]
-    if elasticsearch is not None:
-        _index(elasticsearch, batch_id, records)
-    return BatchOutput(batch_id, records, aggregates, usage=_usage(records, messages, learned),
-                       user_errors=user_errors(records), dead_lettered=refused)
+        return records, minute_aggregates(records, transformed.new_template_ids), refused
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -1,13 +1,15 @@
 """The ``processing:`` section of the logwarden configuration file.
 
     processing:
-      inventory: schemas/service_inventory.yaml   # service metadata: team, tier, environment
-                                                   # (unset: the inventory shipped with logwarden)
+      inventory: schemas/service_inventory.yaml   # services: team, tier, environment; hosts: owner
+                                                   # team, environment, criticality (unset: the
+                                                   # inventory shipped with logwarden)
       masking:                                     # what is masked before storage and alerts
         emails: true
         extra_rules: [{name: order-ids, pattern: 'ORD-\\d+', replacement: 'ORD-***'}]
       geoip:                                       # country, AS, city of client/source/destination addresses
-        database: embedded                         # embedded (geoip2fast, country + AS name) or a .mmdb path
+        database: embedded                         # embedded (country: geoip2fast; AS number and name:
+                                                   # plevin-db-network) or a .mmdb path
         asn_database: GeoLite2-ASN.mmdb            # optional: AS numbers and organisations (.mmdb)
         enabled: true
       threat_intel:                                # indicator files: plain lists, CSV, MISP CSV, STIX 2.1 JSON

@@ -3,17 +3,22 @@ autonomous system and (from a MaxMind database) city, offline.
 
 Addresses are found in the attributes (compact JSON) by the field names the parsers and shippers
 use (``client_ip``, ``remote_addr``, ``sourceIPAddress``, ``src_ip``, ``dst_ip``, ECS ``source.ip``...);
-a record with none of those takes as its client the first attribute value shaped like an address,
-else the first IPv4 address in its message. Nothing loops per record: the regular expressions run
+a record with none of those takes as its client the first IPv4 or IPv6 address it mentions, in its
+attributes, else in its message (``processing.mentions``). Nothing loops per record: the regular expressions run
 over the whole column; the distinct addresses become 128-bit keys (``processing.addresses``) and are
 looked up with ``numpy.searchsorted`` in the sorted ranges of the scopes and of the embedded data
 (a MaxMind file is read per distinct address, cached); the results are spread back with ``take``.
 
-Databases: ``embedded`` is the country + ASN data shipped in the ``geoip2fast`` package (MIT licensed
-code; data converted from MaxMind GeoLite2, under MaxMind's GeoLite2 EULA: see the README); it names
-the organisation of an autonomous system but not its number. A MaxMind ``.mmdb`` (GeoLite2/GeoIP2 City or Country, read with
-``maxminddb``) adds the city; ``asn_database`` (GeoLite2-ASN) adds AS numbers. Private, loopback,
-link-local, multicast and reserved addresses are labelled in ``<role>_scope`` and never looked up.
+Databases: ``embedded`` is the country data shipped in the ``geoip2fast`` package (MIT licensed code;
+data converted from MaxMind GeoLite2, under MaxMind's GeoLite2 EULA: see the README) with the autonomous
+systems of the ``plevin-db-network`` package (number and organisation of the AS that announces the
+address in the RIPE RIS routing tables; its data licences are in the README). geoip2fast's data names an
+AS's organisation but not its number (its converter numbers the names itself), so the number comes from
+plevin's file, exported once per process into sorted arrays; where no AS announces an address, the
+organisation is geoip2fast's. A MaxMind ``.mmdb`` (GeoLite2/GeoIP2 City or Country, read with
+``maxminddb``) adds the city, and takes its AS from ``asn_database`` (GeoLite2-ASN) when one is given,
+else from plevin's file. Private, loopback, link-local, multicast and reserved addresses are labelled in
+``<role>_scope`` and never looked up.
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logwarden.processing.addresses import V4_MAPPED, RangeTable, network_keys, split_ints
+from logwarden.processing.addresses import V4_MAPPED, RangeTable, network_keys, sort_keys, split_ints
+from logwarden.processing.mentions import Mentions, Texts, flat, ip_mentions, spread
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +56,9 @@ _ROLE_KEYS = {
     "destination": ("dst_ip", "dest_ip", "destination_ip", "dstip", "dst_addr", "dstaddr", "destination_address",
                     "dst", "server_ip"),
 }
-# Two patterns per role (flat keys, ECS "role":{..."ip":...}): one alternation of both is slower than the two
-ROLE_PATTERNS = {
-    role: (rf'"(?:{"|".join(keys)})":{_VALUE}', rf'"{role}":\{{(?:[^{{}}]*?,)?"ip":{_VALUE}')
-    for role, keys in _ROLE_KEYS.items()
-}
-SHAPED_V4 = r'":"(?P<ip>(?:\d{1,3}\.){3}\d{1,3})"'
-SHAPED_V6 = r'":"(?P<ip>(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|[0-9A-Fa-f:]*::[0-9A-Fa-f:.]*)"'
-MESSAGE_V4 = r'(?:^|[^0-9.])(?P<ip>(?:\d{1,3}\.){3}\d{1,3})(?:$|[^0-9.])'
+ROLE_KEYS = {role: pa.array(keys, pa.string()) for role, keys in _ROLE_KEYS.items()}
+# ECS nests the address: "source":{"port":22,"ip":"..."}
+NESTED_PATTERNS = {role: rf'"{role}":\{{(?:[^{{}}]*?,)?"ip":{_VALUE}' for role in _ROLE_KEYS}
 
 
 @dataclass(frozen=True)
@@ -80,34 +81,40 @@ class GeoConfig:
     enabled: bool = True
 
 
-def _extract(column: pa.ChunkedArray | pa.Array, pattern: str) -> pa.Array:
-    return pc.struct_field(pc.extract_regex(column, pattern), [0])
+def _nested(attributes: pa.Array, role: str) -> pa.Array:
+    """The address of ECS's ``"<role>":{..."ip":...}`` in each record (looked for only where the role's
+    object is there at all: a plain substring test is much cheaper than the pattern)."""
+    rows = np.flatnonzero(pc.fill_null(pc.match_substring(attributes, f'"{role}":{{'), False)
+                          .to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return pa.nulls(len(attributes), pa.string())
+    values = pc.struct_field(pc.extract_regex(attributes.take(pa.array(rows)), NESTED_PATTERNS[role]), [0])
+    return spread(values, rows, len(attributes))
 
 
-def address_columns(records: pa.Table) -> dict[str, pa.Array]:
-    """The address text of each role in every record (null where the record has none)."""
-    attributes = _flat(records["attributes"])
-    found = {role: pc.coalesce(*(_extract(attributes, pattern) for pattern in patterns))
-             for role, patterns in ROLE_PATTERNS.items()}
+def address_columns(records: pa.Table, mentioned: Mentions | None = None) -> dict[str, pa.Array]:
+    """The address text of each role in every record (null where the record has none): the first
+    address under one of the role's keys, else under ECS's ``"<role>":{"ip":...}``. A record that names
+    no role takes as its client the first address it mentions. ``mentioned``: every IPv4 and IPv6
+    address of the attributes (with their keys), then of the message, when the caller has them already."""
+    attributes = flat(records["attributes"])
+    if mentioned is None:
+        mentioned = ip_mentions(Texts(records))
+    count = records.num_rows
+    found = {role: pc.coalesce(mentioned.under_keys(ROLE_KEYS[role]).first_per_row(count),
+                               _nested(attributes, role)) for role in ROLES}
     # the bare key "ip" also matches inside ECS "source":{"ip":...}: such a value is the peer's, not the client's
     is_peer = pc.fill_null(pc.or_kleene(pc.equal(found["client"], found["source"]),
                                         pc.equal(found["client"], found["destination"])), False)
     found["client"] = pc.if_else(is_peer, pa.scalar(None, pa.string()), found["client"])
     bare = np.flatnonzero(pc.and_(pc.is_null(found["client"]), pc.and_(
         pc.is_null(found["source"]), pc.is_null(found["destination"]))).to_numpy(zero_copy_only=False))
-    if len(bare):  # records naming no address: the first value shaped like one, else one in the message
-        rows = pa.array(bare)
-        shaped = pc.coalesce(_extract(attributes.take(rows), SHAPED_V4), _extract(attributes.take(rows), SHAPED_V6),
-                             _extract(_flat(records["message"]).take(rows), MESSAGE_V4))
-        spread = np.full(records.num_rows, -1, np.int64)
-        spread[bare] = np.arange(len(bare))
-        fallback = shaped.take(pa.array(np.maximum(spread, 0), mask=spread < 0))
+    if len(bare):  # records naming no role: the first address they mention, IPv4 or IPv6
+        is_bare = np.zeros(count, bool)
+        is_bare[bare] = True
+        fallback = mentioned.where(is_bare[mentioned.rows]).first_per_row(count)
         found["client"] = pc.coalesce(found["client"], fallback)
     return found
-
-
-def _flat(values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 # Ranges that are not public, by scope; the rest of IPv4 is public, and of IPv6 only 2000::/3 is.
@@ -182,16 +189,20 @@ class EmbeddedDatabase:
         self._orgs = pa.array([o if o not in ("<unknown>", "IANA.ORG") else None for o in orgs], pa.string())
         self._country_ranges = _ranges(first, lengths, country_ids)
         self._org_ranges = _ranges(first_asn, lengths_asn, org_ids)
+        self._routed = routed_networks()
 
     def lookup(self, addresses: Addresses, rows: np.ndarray) -> dict[str, pa.Array]:
-        """Country code and AS organisation of the addresses at ``rows``."""
+        """Country code, and AS number and organisation, of the addresses at ``rows``."""
         hi, lo = addresses.hi[rows], addresses.lo[rows]
         country = self._country_ranges.find(hi, lo)
-        org = self._org_ranges.find(hi, lo)
+        asn, as_org = self._routed.lookup(hi, lo)
+        unrouted = np.flatnonzero(pc.is_null(asn).to_numpy(zero_copy_only=False))
+        if len(unrouted):  # no AS announces these: geoip2fast may still name the network's organisation
+            org = self._org_ranges.find(hi[unrouted], lo[unrouted])
+            named = self._orgs.take(pa.array(np.maximum(org, 0), mask=org < 0))
+            as_org = pc.coalesce(as_org, spread(named, unrouted, len(rows)))
         return {"country": self._countries.take(pa.array(np.maximum(country, 0), mask=country < 0)),
-                "asn": pa.nulls(len(rows), pa.int64()),
-                "as_org": self._orgs.take(pa.array(np.maximum(org, 0), mask=org < 0)),
-                "city": pa.nulls(len(rows), pa.string())}
+                "asn": asn, "as_org": as_org, "city": pa.nulls(len(rows), pa.string())}
 
 
 def _embedded_data() -> tuple:
@@ -220,9 +231,105 @@ def _ranges(first: list[list[int]], lengths: list[list[int]], ids: list[list[int
     return RangeTable.build(hi, lo, np.where(v4, length + 96, length), values)
 
 
+class RoutedNetworks:
+    """The autonomous system announcing each address, from the network file of ``plevin-db-network``.
+
+    plevin's reader answers one address at a time (about 100 µs each), so its address spine (the start
+    of every range, IPv4 and IPv6, with the network row of each) and its network table are exported once
+    into sorted arrays, looked up with ``numpy.searchsorted`` like the other ranges. The export reads the
+    file through ``plevin.reader`` (format 2; the reader refuses another format)."""
+
+    def __init__(self, path: str | None = None) -> None:
+        import plevin
+        from plevin.reader import File
+
+        file = File(path or plevin.database().path)
+        asns = _plevin_column(file, "col.network.asn")
+        self.asns = pa.array(asns, pa.int64(), mask=asns <= 0)  # 0: registered space no AS announces
+        self.orgs = _network_names(file, asns > 0)
+        starts, links = _plevin_index(file, "spine.v4"), _plevin_column(file, "spine.v4.network") - 1
+        self._v4 = _Spine(np.asarray(starts, np.uint64), links)
+        starts6 = _plevin_index(file, "spine.v6")
+        hi, lo = split_ints(starts6)
+        self._v6 = _Spine(sort_keys(hi, lo), _plevin_column(file, "spine.v6.network") - 1)
+        log.info("AS data: %d networks, %d IPv4 and %d IPv6 ranges (plevin %s)", len(asns), len(starts),
+                 len(starts6), file.built)
+
+    def rows(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """The network row of each address (-1 where the file knows no network)."""
+        found = np.full(len(hi), -1, np.int64)
+        v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
+        found[v4] = self._v4.find(lo[v4] & np.uint64(0xFFFF_FFFF))
+        if not v4.all():
+            found[~v4] = self._v6.find(sort_keys(hi[~v4], lo[~v4]))
+        return found
+
+    def lookup(self, hi: np.ndarray, lo: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        """(AS number, AS organisation) of each address; both null where no AS announces it."""
+        rows = self.rows(hi, lo)
+        take = pa.array(np.maximum(rows, 0), mask=rows < 0)
+        asn = self.asns.take(take)
+        return asn, pc.if_else(pc.is_valid(asn), self.orgs.take(take), pa.scalar(None, pa.string()))
+
+
+@dataclass
+class _Spine:
+    """Contiguous ranges given by their sorted starts, each with a network row (-1: none)."""
+
+    starts: np.ndarray
+    links: np.ndarray
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        if not len(keys) or not len(self.starts):
+            return np.full(len(keys), -1, np.int64)
+        at = np.searchsorted(self.starts, keys, side="right") - 1
+        return np.where(at >= 0, self.links[np.maximum(at, 0)], -1)
+
+
+def _plevin_column(file: Any, name: str) -> np.ndarray:
+    """Every value of one column section of a plevin file."""
+    section = file.sections[name]
+    values = itertools.chain.from_iterable(section.whole(block) for block in range(section.blocks))
+    return np.fromiter(itertools.islice(values, section.count), np.int64, section.count)
+
+
+def _plevin_index(file: Any, name: str) -> list[int]:
+    """Every address of one spine section of a plevin file (Python ints: IPv6 needs 128 bits)."""
+    section = file.sections[name]
+    groups = -(-section.count // section.per_group)
+    return list(itertools.chain.from_iterable(section.values(group) for group in range(groups)))
+
+
+def _network_names(file: Any, announced: np.ndarray) -> pa.Array:
+    """The organisation of each network row: the operator's company, else the AS handle (null for
+    networks no AS announces)."""
+    pool = file.sections["strings"]
+    handles = _plevin_column(file, "col.network.handle")
+    operators = _plevin_column(file, "link.network.operator")
+    companies = _plevin_column(file, "col.operator.company")
+    company = np.where(operators > 0, companies[np.maximum(operators - 1, 0)], 0)
+    ids = np.where(company > 0, company, handles)
+    distinct, inverse = np.unique(np.where(announced, ids, 0), return_inverse=True)
+    texts = pa.array([pool[int(i)] or None for i in distinct.tolist()], pa.string())
+    return texts.take(pa.array(inverse.ravel()))
+
+
+_ROUTED: list[RoutedNetworks] = []
+_ROUTED_LOCK = threading.Lock()  # not _LOCK: opening a database under _LOCK takes this one
+
+
+def routed_networks() -> RoutedNetworks:
+    """The process's AS data, exported from plevin's file at its first use."""
+    with _ROUTED_LOCK:
+        if not _ROUTED:
+            _ROUTED.append(RoutedNetworks())
+        return _ROUTED[0]
+
+
 class MaxMindDatabase:
-    """A MaxMind ``.mmdb`` (City or Country), with an optional ASN ``.mmdb``; looked up per distinct
-    address (the reader has no bulk look-up), with a bounded cache."""
+    """A MaxMind ``.mmdb`` (City or Country), with an optional ASN ``.mmdb`` (else the AS comes from
+    :class:`RoutedNetworks`); looked up per distinct address (the reader has no bulk look-up), with a
+    bounded cache."""
 
     MAX_CACHED = 500_000
 
@@ -236,9 +343,12 @@ class MaxMindDatabase:
     def lookup(self, addresses: Addresses, rows: np.ndarray) -> dict[str, pa.Array]:
         """Country, city and (from this file or the ASN file) autonomous system of the addresses at ``rows``."""
         found = [self._one(text) for text in addresses.texts.take(pa.array(rows, pa.int64())).to_pylist()]
-        return {"country": pa.array([f.country for f in found], pa.string()),
-                "asn": pa.array([f.asn for f in found], pa.int64()),
-                "as_org": pa.array([f.as_org for f in found], pa.string()),
+        if self._asn is None:  # a City/Country file names no AS: take it from the embedded AS data
+            asn, as_org = routed_networks().lookup(addresses.hi[rows], addresses.lo[rows])
+        else:
+            asn = pa.array([f.asn for f in found], pa.int64())
+            as_org = pa.array([f.as_org for f in found], pa.string())
+        return {"country": pa.array([f.country for f in found], pa.string()), "asn": asn, "as_org": as_org,
                 "city": pa.array([f.city for f in found], pa.string())}
 
     def _one(self, text: str) -> GeoInfo:
@@ -324,3 +434,14 @@ def origin_text(country: pa.Array, asn: pa.Array, as_org: pa.Array, scope: pa.Ar
     parts = pc.replace_substring(parts, "  ", " ")
     public = pc.equal(pc.fill_null(scope, PUBLIC), PUBLIC)
     return pc.if_else(pc.is_null(scope), pa.scalar(None, pa.string()), pc.if_else(public, parts, scope))
+
+
+def locate(texts: pa.Array, config: GeoConfig) -> pa.Array:
+    """The :func:`origin_text` of each address text (null where it is null or not an address), worked
+    out once per distinct text."""
+    encoded = pc.dictionary_encode(texts)
+    distinct = encoded.dictionary
+    none = pa.nulls(len(distinct), pa.string())
+    geo = geo_columns(distinct_addresses({"client": distinct, "source": none, "destination": none}), config)
+    origins = origin_text(geo["client_country"], geo["client_asn"], geo["client_as_org"], geo["client_scope"])
+    return origins.take(encoded.indices)

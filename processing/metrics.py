@@ -19,7 +19,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
     from logwarden.collector.spool import Spool
-    from logwarden.processing.batch import BatchOutput
+    from logwarden.processing.batch import BatchOutput, Committed
 
 QUARANTINED = Gauge(
     "logwarden_spool_quarantined_batches",
@@ -101,16 +101,16 @@ def _event_lag() -> float:
 EVENT_LAG.set_function(_event_lag)
 
 
-def observe_batch(output: "BatchOutput", submitted: float, spooled_at: float | None) -> None:
-    """Count one batch handed on: records in and out, its processing time since ``submitted``
-    (``time.monotonic``), its wall lag since ``spooled_at`` (epoch seconds; None when unknown) and the
-    event time of its newest record."""
+def observe_batch(committed: "Committed", output: "BatchOutput", submitted: float, spooled_at: float | None) -> None:
+    """Count one batch done (committed and handed on): records in and out, its processing time since
+    ``submitted`` (``time.monotonic``), its wall lag since ``spooled_at`` (epoch seconds; None when
+    unknown) and the event time of its newest record."""
     global _newest_event_s, _last_batch_s
     BATCHES.inc()
-    RECORDS.inc(output.num_records)
-    RECORDS_IN.inc(output.num_records + output.dead_lettered)
-    if output.dead_lettered:
-        DEAD_LETTERED.inc(output.dead_lettered)
+    RECORDS.inc(committed.records)
+    RECORDS_IN.inc(committed.records + committed.dead_lettered)
+    if committed.dead_lettered:
+        DEAD_LETTERED.inc(committed.dead_lettered)
     BATCH_SECONDS.observe(max(0.0, time.monotonic() - submitted))
     now = time.time()
     if spooled_at is not None:

@@ -1,11 +1,13 @@
-"""Stream mode: watch the spool, run each batch through Dask in two phases, hand the result on,
+"""Stream mode: watch the spool, run each batch through Dask in three phases, hand the result on,
 then delete the batch.
 
 Per batch: ``prepare_batch`` on a worker (mask, order, match against the template snapshot) →
-the driver learns the unmatched messages → ``finalize_batch`` on the same worker (template every
-record, aggregate, commit to the lake) → the sink (monitoring) → the spool file is deleted. A
-failure at any step leaves the spool file for a later attempt (with backoff); the lake commit is
-idempotent, and the detectors ignore a batch id they have seen.
+the driver learns the unmatched messages → ``transform_batch`` on the same worker (template every
+record, enrich, aggregate) → the sink (monitoring) gets the records (only the ``columns`` it asked
+for) while ``commit_transformed`` commits the batch to the lake on that worker → once both are done,
+the spool file is deleted. Detection does not wait for the lake commit. A failure at any step
+leaves the spool file for a later attempt (with backoff); the lake commit is idempotent, and the
+detectors ignore a batch id they have seen.
 
 A batch that cannot be read, or that failed ``MAX_ATTEMPTS`` times, is quarantined in
 ``spool/failed`` with its reason (``processing.quarantine``); it is counted in
@@ -36,7 +38,9 @@ from logwarden.collector.deadletter import DEFAULT_MAX_BYTES
 from logwarden.collector.spool import Spool
 from logwarden.common.paths import DataDir
 from logwarden.processing import metrics
-from logwarden.processing.batch import BatchOutput, CorruptBatch, batch_id_of, finalize_batch, prepare_batch
+from logwarden.processing.batch import (
+    BatchOutput, Committed, CorruptBatch, batch_id_of, commit_transformed, prepare_batch, transform_batch,
+)
 from logwarden.processing.enrich import Inventory
 from logwarden.processing.masking import MaskingConfig
 from logwarden.processing.mining import TemplateCoordinator
@@ -47,11 +51,13 @@ from logwarden.storage.elasticsearch import ElasticsearchConfig
 log = logging.getLogger(__name__)
 
 BatchSink = Callable[[BatchOutput], None]
+BatchesSink = Callable[[list[BatchOutput]], None]
 QuarantineSink = Callable[[QuarantinedBatch], None]
 MAX_ATTEMPTS = 5
 READY_FACTOR = 4  # at most this many times max_in_flight batches held, computing or waiting to be handed on
 OUTAGE_RETRY = 1.0  # seconds before a batch lost to an outage is submitted again
-DELIVERY_DEPTH = 2  # finished batches queued for the sink while the workers go on
+DELIVERY_DEPTH = 8  # finished batches queued for the sink while the workers go on
+HANDOFF_BATCHES = 8  # at most this many queued batches handed to ``sink_many`` at once
 RECONNECT_INTERVAL = 2.0  # seconds between attempts at a new client, once the old one gave up
 CONNECTED = "running"
 GAVE_UP = frozenset({"closing", "closed", "failed"})  # client states it does not leave by itself
@@ -64,11 +70,15 @@ class InFlight:
 
     path: Path
     future: Future
-    phase: str = "prepare"  # then "finalize", then "ready" (waiting for earlier batches to be handed on)
+    phase: str = "prepare"  # then "transform", then "ready" (waiting for earlier batches to be handed on)
     learned: list[TemplateInfo] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # the unmatched messages the driver learned from
     submitted: float = field(default_factory=time.monotonic)  # for logwarden_processing_batch_seconds
     spooled_at: float | None = None  # the spool file's mtime, for logwarden_processing_lag_seconds
-    output: BatchOutput | None = None  # once finished, while it waits for the sink
+    output: BatchOutput | None = None  # once transformed, while it waits for the sink
+    commit: Future | None = None  # the lake commit, running while the sink has the records
+    sunk: bool = False  # the sink took the records (set by the delivery thread)
+    sink_failed: bool = False  # the sink raised: the batch is processed again
 
 
 class ImportProcessing(WorkerPlugin):
@@ -90,8 +100,11 @@ class SpoolProcessor:
                  poll_interval: float = 0.05, masking: MaskingConfig | None = None,
                  spool_dir: Path | None = None, elasticsearch: "ElasticsearchConfig | None" = None,
                  inventory: Inventory | None = None, on_quarantine: QuarantineSink | None = None,
-                 deadletter_max_bytes: int | None = DEFAULT_MAX_BYTES, reconnect: Reconnect | None = None) -> None:
+                 deadletter_max_bytes: int | None = DEFAULT_MAX_BYTES, reconnect: Reconnect | None = None,
+                 columns: tuple[str, ...] | None = None, sink_many: BatchesSink | None = None) -> None:
         self.client = client
+        self.sink_many = sink_many  # when given, it takes every batch waiting for the sink in one call
+        self.columns = columns  # what the sink gets of each batch's records (None: every column)
         self.reconnect = reconnect
         self.spool = Spool(spool_dir or paths.spool)
         self.quarantine = Quarantine(self.spool.directory)
@@ -109,6 +122,8 @@ class SpoolProcessor:
         self._snapshot_bytes: bytes | None = None
         self._snapshot_future: Future | None = None
         self._in_flight: dict[str, InFlight] = {}
+        self._committing: dict[str, InFlight] = {}  # handed to the sink; deleted once it and the commit are done
+        self._handed_on: set[str] = set()  # batches the sink took that are still in the spool
         self._failures: dict[str, tuple[int, float]] = {}  # batch id -> (attempts, retry not before)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,7 +158,8 @@ class SpoolProcessor:
     def stop(self, drain_timeout: float = 0.0) -> None:
         """Stop; first wait up to ``drain_timeout`` seconds for the spool to empty."""
         deadline = time.monotonic() + drain_timeout
-        while drain_timeout and time.monotonic() < deadline and (self.spool.depth() or self._in_flight):
+        while drain_timeout and time.monotonic() < deadline and (self.spool.depth() or self._in_flight
+                                                                  or self._committing):
             time.sleep(0.1)
         self._stop.set()
         if self._thread:
@@ -151,6 +167,7 @@ class SpoolProcessor:
         if self._delivery_thread:
             self._delivery.put(None)  # after the batches already handed over
             self._delivery_thread.join(timeout=30)
+        self._finish_done(wait=5.0)
         self.templates.save()
 
     def pending(self) -> int:
@@ -164,7 +181,7 @@ class SpoolProcessor:
                     self._stop.wait(self.poll_interval * 4)
                     continue
                 self._submit_new()
-                if not self._advance_done():
+                if not (self._advance_done() | self._finish_done()):
                     time.sleep(self.poll_interval)
             except Exception as exc:  # keep the loop alive; the batch stays in the spool for a retry
                 self.last_error = repr(exc)
@@ -194,10 +211,13 @@ class SpoolProcessor:
     def _outage_started(self, status: str) -> None:
         self._outage_since = time.monotonic()
         self.outages += 1
-        lost = len(self._in_flight)
+        lost = len(self._in_flight) + len(self._committing)
         for item in self._in_flight.values():
             _release(item.future)
+        for item in self._committing.values():  # handed to the sink or not, they are committed again
+            _release(item.commit)
         self._in_flight.clear()
+        self._committing.clear()
         self.resubmitted += lost
         self._snapshot_future = None
         self.last_error = f"lost the Dask scheduler (client {status})"
@@ -223,7 +243,8 @@ class SpoolProcessor:
 
     def _submit_new(self) -> None:
         now = time.monotonic()
-        computing = sum(item.phase != "ready" for item in self._in_flight.values())
+        computing = (sum(item.phase != "ready" for item in self._in_flight.values())
+                     + sum(not item.commit.done() for item in self._committing.values()))
         # Taken before listing the spool: a batch the delivery thread unlinks afterwards is in it; one it
         # was not delivering then cannot vanish from the listing (only delivered batches are unlinked).
         delivering = set(self._delivering)
@@ -232,7 +253,7 @@ class SpoolProcessor:
             if computing >= self.max_in_flight or len(self._in_flight) >= READY_FACTOR * self.max_in_flight:
                 return
             batch_id = batch_id_of(path)
-            if (batch_id in self._in_flight or batch_id in delivering
+            if (batch_id in self._in_flight or batch_id in self._committing or batch_id in delivering
                     or self._failures.get(batch_id, (0, 0.0))[1] > now):
                 continue
             future = self.client.submit(prepare_batch, str(path), self._snapshot(), self.masking,
@@ -249,16 +270,20 @@ class SpoolProcessor:
                 status = item.future.status
                 error = item.future.exception() if status == "error" else None
                 _release(item.future)
-                self._snapshot_future = None  # it may be what was lost: scatter it again
-                if counts_as_attempt(status, error):
-                    self._record_failure(batch_id, item.path, error or RuntimeError(f"task {status}"))
-                else:
-                    self._retry_after_outage(batch_id, repr(error) if error else f"task {status}")
+                self._failed(batch_id, item.path, status, error)
             elif item.phase == "prepare":
-                self._finalize(batch_id, item)
+                self._transform(batch_id, item)
             else:
-                item.phase = "ready"
+                self._commit(batch_id, item)
         return self._deliver_ready() or bool(done)
+
+    def _failed(self, batch_id: str, path: Path, status: str, error: BaseException | None) -> None:
+        """A task of the batch did not finish: its own failure counts as an attempt, an outage does not."""
+        self._snapshot_future = None  # it may be what was lost: scatter it again
+        if counts_as_attempt(status, error):
+            self._record_failure(batch_id, path, error or RuntimeError(f"task {status}"))
+        else:
+            self._retry_after_outage(batch_id, repr(error) if error else f"task {status}")
 
     def _deliver_ready(self) -> bool:
         """Hand on finished batches in spool order: a batch waits for the earlier ones still in flight,
@@ -271,56 +296,117 @@ class SpoolProcessor:
             if item.phase != "ready":
                 break
             del self._in_flight[batch_id]
-            self._deliver(item)
+            self._committing[batch_id] = item
+            self._delivering.add(batch_id)
+            self._delivery.put(item)  # waits while DELIVERY_DEPTH batches are queued
             delivered = True
         return delivered
 
-    def _finalize(self, batch_id: str, item: InFlight) -> None:
+    def _transform(self, batch_id: str, item: InFlight) -> None:
         unmatched = item.future.result()
         item.learned = self.templates.learn(unmatched)
+        item.messages = unmatched.messages
         prepared = item.future
         # Depending on the phase-one future places phase two on the worker that holds its table.
-        item.future = self.client.submit(_finalize_after, prepared, str(item.path), self.lake_root,
-                                         self._snapshot(), unmatched.messages, self.masking, self.elasticsearch,
-                                         self.inventory, frozenset(t.template_id for t in item.learned),
-                                         self.deadletter_dir, self.deadletter_max_bytes,
-                                         key=f"finalize-{batch_id}-{time.monotonic_ns()}", retries=2,
+        item.future = self.client.submit(_transform_after, prepared, str(item.path), self._snapshot(),
+                                         unmatched.messages, self.masking, self.inventory,
+                                         frozenset(t.template_id for t in item.learned), self.columns,
+                                         key=f"transform-{batch_id}-{time.monotonic_ns()}", retries=2,
                                          priority=1)  # before waiting phase-one tasks: a batch done sooner
-        item.phase = "finalize"
+        item.phase = "transform"
         prepared.release()
 
-    def _deliver(self, item: InFlight) -> None:
-        """Hand a finished batch to the delivery thread (waits while DELIVERY_DEPTH batches are queued)."""
-        output: BatchOutput = item.future.result()
-        item.future.release()
-        output.new_templates = item.learned
-        self.templates.merge_usage(output.usage)
-        item.output = output
-        self._delivering.add(output.batch_id)
-        self._delivery.put(item)
+    def _commit(self, batch_id: str, item: InFlight) -> None:
+        """Phase two is done: its records wait for the sink, and the lake commit starts on the same worker."""
+        transformed = item.future
+        item.output = transformed.result()
+        item.output.new_templates = item.learned
+        item.commit = self.client.submit(_commit_after, transformed, str(item.path), self.lake_root,
+                                         self._snapshot(), item.messages, self.masking, self.elasticsearch,
+                                         self.inventory, frozenset(t.template_id for t in item.learned),
+                                         self.deadletter_dir, self.deadletter_max_bytes,
+                                         key=f"commit-{batch_id}-{time.monotonic_ns()}", retries=2, priority=2)
+        item.phase = "ready"
+        transformed.release()
 
     def _delivery_loop(self) -> None:
-        while (item := self._delivery.get()) is not None:
-            try:
-                self._delivered(item)
-            except Exception as exc:  # the batch stays in the spool and is processed again
-                self.last_error = repr(exc)
-                log.exception("handing batch %s on failed; it will be processed again", item.output.batch_id)
-            finally:
-                self._delivering.discard(item.output.batch_id)
+        while True:
+            items = [self._delivery.get()]
+            while items[-1] is not None and len(items) < HANDOFF_BATCHES:
+                try:
+                    items.append(self._delivery.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = items[-1] is None
+            self._hand_on([item for item in items if item is not None])
+            if stopping:
+                return
 
-    def _delivered(self, item: InFlight) -> None:
-        output = item.output
-        self.sink(output)
+    def _hand_on(self, items: list[InFlight]) -> None:
+        """Give batches to the sink: all at once to ``sink_many``, else one by one. A batch it took before
+        (its commit failed afterwards) is not given again; one it refused is processed again."""
+        for group in ([items] if self.sink_many else [[item] for item in items]):
+            fresh = [item for item in group if item.output.batch_id not in self._handed_on]
+            try:
+                if fresh and self.sink_many:
+                    self.sink_many([item.output for item in fresh])
+                elif fresh:
+                    self.sink(fresh[0].output)
+                self._handed_on.update(item.output.batch_id for item in fresh)
+                for item in group:
+                    item.sunk = True
+            except Exception as exc:  # the batches stay in the spool and are processed again
+                for item in group:
+                    item.sink_failed = True
+                self.last_error = repr(exc)
+                log.exception("handing on batch(es) %s failed; processed again",
+                              ", ".join(item.output.batch_id for item in group))
+            finally:
+                for item in group:
+                    self._delivering.discard(item.output.batch_id)
+
+    def _finish_done(self, wait: float = 0.0) -> bool:
+        """Finish the batches whose sink and lake commit are both done (waiting up to ``wait`` seconds for
+        those still committing): delete their spool files, count them. Whether any was finished."""
+        deadline = time.monotonic() + wait
+        finished = False
+        for batch_id, item in sorted(self._committing.items()):
+            if not (item.sunk or item.sink_failed):
+                continue
+            if not item.commit.done() and time.monotonic() < deadline:
+                try:
+                    item.commit.result(timeout=max(0.0, deadline - time.monotonic()))
+                except Exception:  # noqa: BLE001 - looked at below
+                    pass
+            if not item.commit.done():
+                continue
+            del self._committing[batch_id]
+            self._finish(batch_id, item)
+            finished = True
+        return finished
+
+    def _finish(self, batch_id: str, item: InFlight) -> None:
+        status = item.commit.status
+        if status != "finished":
+            error = item.commit.exception() if status == "error" else None
+            _release(item.commit)
+            self._failed(batch_id, item.path, status, error)
+            return
+        committed: Committed = item.commit.result()
+        _release(item.commit)
+        if item.sink_failed:  # committed, but the detectors did not take it: the whole batch again
+            return
         item.path.unlink(missing_ok=True)
-        self._failures.pop(output.batch_id, None)
+        self._handed_on.discard(batch_id)
+        self._failures.pop(batch_id, None)
+        self.templates.merge_usage(committed.usage)
         self.batches_done += 1
-        self.records_done += output.num_records
-        self.dead_lettered += output.dead_lettered
-        metrics.observe_batch(output, item.submitted, item.spooled_at)
-        retried = self.quarantine.take_retried(output.batch_id)
+        self.records_done += committed.records
+        self.dead_lettered += committed.dead_lettered
+        metrics.observe_batch(committed, item.output, item.submitted, item.spooled_at)
+        retried = self.quarantine.take_retried(batch_id)
         if retried is not None:
-            log.warning("batch %s, retried from quarantine, went through", output.batch_id)
+            log.warning("batch %s, retried from quarantine, went through", batch_id)
             self._announce(retried)
 
     def _retry_after_outage(self, batch_id: str, reason: str) -> None:
@@ -382,11 +468,17 @@ def _release(future: Future) -> None:
         log.debug("future %s already gone", future.key)
 
 
-def _finalize_after(_prepared, spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
-                    masking: MaskingConfig | None, elasticsearch: "ElasticsearchConfig | None",
-                    inventory: Inventory | None, new_template_ids: frozenset[str],
-                    deadletter_dir: str | None = None,
-                    deadletter_max_bytes: int | None = DEFAULT_MAX_BYTES) -> BatchOutput:
-    """``finalize_batch``, scheduled after (and next to) its phase-one result."""
-    return finalize_batch(spool_path, lake_root, snapshot, learned, masking, elasticsearch, inventory,
-                          new_template_ids, deadletter_dir, deadletter_max_bytes)
+def _transform_after(_prepared, spool_path: str, snapshot: bytes, learned: list[str], masking: MaskingConfig | None,
+                     inventory: Inventory | None, new_template_ids: frozenset[str],
+                     columns: tuple[str, ...] | None) -> BatchOutput:
+    """``transform_batch``, scheduled after (and next to) its phase-one result."""
+    return transform_batch(spool_path, snapshot, learned, masking, inventory, new_template_ids, columns)
+
+
+def _commit_after(_transformed, spool_path: str, lake_root: str, snapshot: bytes, learned: list[str],
+                  masking: MaskingConfig | None, elasticsearch: "ElasticsearchConfig | None",
+                  inventory: Inventory | None, new_template_ids: frozenset[str], deadletter_dir: str | None,
+                  deadletter_max_bytes: int | None) -> Committed:
+    """``commit_transformed``, scheduled after (and next to) its phase-two result."""
+    return commit_transformed(spool_path, lake_root, snapshot, learned, masking, elasticsearch, inventory,
+                              new_template_ids, deadletter_dir, deadletter_max_bytes)

@@ -12,13 +12,16 @@ Indicator files (one list each, named after the file unless named in the configu
   ``ipv6-addr``, ``domain-name``, ``url`` and ``file:hashes`` values (each comparison of a pattern
   counts on its own), with the object's ``confidence``.
 
-Matching is vectorized over the batch, with no loop per record or per indicator: addresses become
-128-bit keys (``processing.addresses``; IPv4 mapped into IPv6, compared as uint64) and are looked up,
-one group of networks per prefix length (most specific first), with ``numpy.searchsorted`` in the
-sorted network starts, once per distinct address of the batch; domains match on any suffix
-(``evil.example`` matches ``a.b.evil.example``), URLs and hashes exactly, through a hash index built
-once per load (``pandas.Index.get_indexer``) over the distinct values of the batch. Indicator files
-are read on each worker and read again when they change (``processing.watched``).
+Every address, URL, dotted name and file hash a record mentions, in its attributes and its message,
+is a candidate (``processing.mentions``); a record that mentions several listed values reports the most
+confident indicator. Matching is vectorized over the batch, with no loop per record or per indicator:
+addresses become 128-bit keys (``processing.addresses``; IPv4 mapped into IPv6, compared as uint64)
+and are looked up, one group of networks per prefix length (most specific first), with
+``numpy.searchsorted`` in the sorted network starts, once per distinct address of the batch; domains
+match on any suffix (``evil.example`` matches ``a.b.evil.example``; the hosts of URLs count as
+domains), URLs and hashes exactly, through a hash index built once per load
+(``pandas.Index.get_indexer``) over the distinct values of the batch. Indicator files are read on
+each worker and read again when they change (``processing.watched``).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import orjson
@@ -37,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logwarden.processing.addresses import V4_PATTERN, RangeTable, masked, network_keys
-from logwarden.processing.geoip import ROLES, Addresses
+from logwarden.processing.mentions import Mentions, Texts, domain_mentions, hash_mentions, url_mentions
 from logwarden.processing.watched import CACHE
 
 log = logging.getLogger(__name__)
@@ -64,13 +67,7 @@ _STIX_COMPARISON = re.compile(
     r"\s*=\s*'((?:[^'\\]|\\.)*)'")
 _STIX_KINDS = {"ipv4-addr": IP, "ipv6-addr": IP, "domain-name": DOMAIN, "url": URL, "file": HASH}
 
-_URL_KEYS = ("url", "uri", "request_url", "http_url", "full_url", "referer", "referrer", "link")
-_DOMAIN_KEYS = ("domain", "hostname", "fqdn", "query", "qname", "dns_query", "server_name", "sni", "host_name",
-                "dest_host", "destination_domain")
-URL_PATTERNS = (rf'"(?:{"|".join(_URL_KEYS)})":"(?P<v>[^"]+)"', r'":"(?P<v>[A-Za-z][A-Za-z0-9+.-]*://[^"]+)"')
-DOMAIN_PATTERN = rf'"(?:{"|".join(_DOMAIN_KEYS)})":"(?P<v>[^"]+)"'
 URL_HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*@)?(?P<v>[^/:?#\[\]]+)"
-HASH_PATTERN = r'":"(?P<v>[0-9a-fA-F]{128}|[0-9a-fA-F]{64}|[0-9a-fA-F]{40}|[0-9a-fA-F]{32})"'
 
 
 @dataclass(frozen=True)
@@ -366,68 +363,96 @@ def _read_all(config: ThreatConfig) -> ThreatIndex:
 
 # --- matching records ----------------------------------------------------------------------------
 
-def _distinct_find(values: pa.Array, find) -> np.ndarray:
-    """``find`` over the distinct non-null ``values``, spread back to every row (-1 where null or none)."""
+@dataclass(frozen=True)
+class Matches:
+    """Per record: the row of the indicator it mentions (-1: none), and the address text that matched
+    (null unless an address did)."""
+
+    rows: np.ndarray
+    addresses: pa.Array
+
+
+def _distinct_find(values: pa.Array, find: Callable[[pa.Array], np.ndarray]) -> np.ndarray:
+    """``find`` over the distinct non-null ``values``, spread back to every value (-1 where null or none)."""
     encoded = pc.dictionary_encode(values)
     found = find(encoded.dictionary) if len(encoded.dictionary) else np.zeros(0, np.int64)
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     return np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else -1, -1)
 
 
-def _extract(column: pa.ChunkedArray | pa.Array, pattern: str) -> pa.Array:
-    values = pc.struct_field(pc.extract_regex(column, pattern), [0])
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+def url_hosts(urls: Mentions) -> Mentions:
+    """The host of each URL (a URL without one gives nothing)."""
+    if not len(urls):
+        return urls
+    hosts = pc.struct_field(pc.extract_regex(urls.values, URL_HOST), [0])
+    valid = pc.is_valid(hosts)
+    return Mentions(urls.rows[valid.to_numpy(zero_copy_only=False)], hosts.filter(valid))
 
 
-def candidates(records: pa.Table) -> list[tuple[str, pa.Array]]:
-    """(what, values) to match after the addresses, in order of precedence: URLs, domains (listed fields
-    and the hosts of URLs) and file hashes found in the attributes."""
-    attributes = records["attributes"]
-    url = pc.coalesce(*(_extract(attributes, pattern) for pattern in URL_PATTERNS))
-    domain = pc.coalesce(_extract(attributes, DOMAIN_PATTERN), _extract(url, URL_HOST))
-    return [(URL, url), (DOMAIN, domain), (HASH, _extract(attributes, HASH_PATTERN))]
+def match(index: ThreatIndex, texts: Texts, count: int, addresses: Mentions) -> Matches:
+    """The indicator each record mentions: of every address (``addresses``: every IPv4 and IPv6 address of
+    its attributes and message), URL, domain (dotted names, and the hosts of its URLs) and file
+    hash it names, the most confident indicator that lists one (rows are ordered by confidence); of
+    ``count`` records (``texts``: their attributes and messages)."""
+    urls = url_mentions(texts)
+    kinds = [(addresses, index.networks.find), (urls, index.urls.find),
+             (Mentions.concat([domain_mentions(texts), url_hosts(urls)]), index.match_domains),
+             (hash_mentions(texts), index.hashes.find)]
+    rows, found, values = [], [], []
+    for mentioned, find in kinds:
+        hit = _distinct_find(mentioned.values, find) if len(mentioned) else np.zeros(0, np.int64)
+        keep = hit >= 0
+        rows.append(mentioned.rows[keep])
+        found.append(hit[keep])
+        is_address = mentioned is addresses and len(mentioned) > 0
+        values.append(mentioned.values.filter(pa.array(keep)) if is_address else pa.nulls(int(keep.sum()), pa.string()))
+    rows_all, found_all = np.concatenate(rows), np.concatenate(found)
+    best = np.full(count, -1, np.int64)
+    where = np.full(count, -1, np.int64)
+    if len(rows_all):
+        order = np.lexsort((found_all, rows_all))  # by record, then most confident indicator first
+        first = order[np.concatenate(([True], rows_all[order][1:] != rows_all[order][:-1]))]
+        best[rows_all[first]], where[rows_all[first]] = found_all[first], first
+    matched = pa.concat_arrays(values).take(pa.array(np.maximum(where, 0), mask=where < 0)) if len(rows_all) \
+        else pa.nulls(count, pa.string())
+    return Matches(best, matched)
 
 
-def match(index: ThreatIndex, records: pa.Table, addresses: Addresses) -> tuple[np.ndarray, np.ndarray]:
-    """(indicator row, which candidate matched: a role's position in ROLES, then URL, domain, hash) of
-    every record; -1 where nothing matched. Each distinct address is looked up once for all roles."""
-    rows = np.full(records.num_rows, -1, np.int64)
-    which = np.full(records.num_rows, -1, np.int64)
-    listed = index.networks.find_keys(addresses.hi, addresses.lo, addresses.valid)
-    found_by = [_spread(listed, addresses.positions[role]) for role in ROLES]
-    finders = {URL: index.urls.find, DOMAIN: index.match_domains, HASH: lambda v: index.hashes.find(pc.utf8_lower(v))}
-    found_by += [_distinct_find(values, finders[what]) for what, values in candidates(records)]
-    for position, found in enumerate(found_by):
-        new = (rows < 0) & (found >= 0)
-        rows[new], which[new] = found[new], position
-    return rows, which
-
-
-def _spread(per_distinct: np.ndarray, positions: pa.Array) -> np.ndarray:
-    """``per_distinct`` values at each row's position (-1 where the row has none)."""
-    where = pc.fill_null(positions, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    if not len(per_distinct):
-        return np.full(len(where), -1, np.int64)
-    return np.where(where >= 0, per_distinct[np.maximum(where, 0)], -1)
-
-
-def threat_columns(config: ThreatConfig, records: pa.Table, addresses: Addresses,
-                   origins: dict[str, pa.Array]) -> dict[str, pa.Array]:
+def threat_columns(config: ThreatConfig, texts: Texts, count: int, addresses: Mentions,
+                   client_origin: Callable[[pa.Array], pa.Array],
+                   locate: Callable[[pa.Array], pa.Array] | None) -> dict[str, pa.Array]:
     """The THREAT_FIELDS columns: whether a record mentions an indicator, which, from which list, with
-    what confidence, and where the matched address (else the client) is (``origins`` per role)."""
-    count = records.num_rows
+    what confidence, and where the matched address is (``locate``: the origin text of address texts;
+    None when GeoIP is off), else where the record's client is (``client_origin``: the origin text of
+    the client of the records at the given rows)."""
     if not config.feeds:
         nothing = {f.name: pa.nulls(count, f.type) for f in THREAT_FIELDS}
         nothing["threat_matched"] = pa.array(np.zeros(count, bool))
         return nothing
     index = load_index(config)
-    rows, which = match(index, records, addresses)
-    hit = rows >= 0
-    take = pa.array(np.maximum(rows, 0), mask=~hit)
-    origin = origins[ROLES[0]]
-    for position, role in enumerate(ROLES):
-        origin = pc.if_else(pa.array(which == position), pc.coalesce(origins[role], origin), origin)
-    origin = pc.if_else(pa.array(hit), pc.fill_null(origin, UNKNOWN_ORIGIN), pa.scalar(None, pa.string()))
-    return {"threat_matched": pa.array(hit), "threat_indicator": index.values.take(take),
-            "threat_type": index.kinds.take(take), "threat_list": index.lists.take(take),
-            "threat_confidence": index.confidences.take(take), "threat_origin": origin}
+    found = match(index, texts, count, addresses)
+    hit = found.rows >= 0
+    take = pa.array(np.maximum(found.rows, 0), mask=~hit)
+    return {**_columns(index, take), "threat_matched": pa.array(hit),
+            "threat_origin": _origins(found, np.flatnonzero(hit), client_origin, locate)}
+
+
+def _origins(found: Matches, hits: np.ndarray, client_origin: Callable[[pa.Array], pa.Array],
+             locate: Callable[[pa.Array], pa.Array] | None) -> pa.Array:
+    """Where each matching record's matched address (else its client) is; null for the other records."""
+    count = len(found.rows)
+    if not len(hits):
+        return pa.nulls(count, pa.string())
+    rows = pa.array(hits)
+    addresses = found.addresses.take(rows)
+    origin = client_origin(rows)
+    if locate is not None and addresses.null_count < len(addresses):
+        origin = pc.if_else(pc.is_valid(addresses), locate(addresses), origin)
+    spread = np.full(count, -1, np.int64)
+    spread[hits] = np.arange(len(hits))
+    return pc.fill_null(origin, UNKNOWN_ORIGIN).take(pa.array(np.maximum(spread, 0), mask=spread < 0))
+
+
+def _columns(index: ThreatIndex, take: pa.Array) -> dict[str, pa.Array]:
+    return {"threat_indicator": index.values.take(take), "threat_type": index.kinds.take(take),
+            "threat_list": index.lists.take(take), "threat_confidence": index.confidences.take(take)}

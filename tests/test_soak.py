@@ -1,8 +1,12 @@
-"""The short soak: two minutes of mixed load at a rate a 2-core machine sustains while the suite runs,
-with the default faults of the full soak (``bench/soak.py``: every fault but ``disk_full``, which mounts
-a tmpfs, and ``kill_ray_head``, which a one-round run does not schedule; ``kill -9`` of ``logwarden up``
-and its restart, of the external Dask scheduler, and a garbage spool batch included); its exit status
-and its key verdicts."""
+"""The short soak: one round of a minute and a half of mixed load at a rate a 2-core machine sustains
+while the suite runs, with the default faults of the full soak (``bench/soak.py``: every fault but
+``disk_full``, which mounts a tmpfs, and ``kill_ray_head``, which a one-round run does not schedule;
+``kill -9`` of ``logwarden up`` and its restart, of the external Dask scheduler, and a garbage spool batch
+included); its exit status and its key verdicts.
+
+The round keeps the full soak's schedule scaled to its length: each incident still spans the fault it is
+meant to span, the 30 s channel outage still holds back the first alerts, and the burst is scaled with the
+round (``BURST_SECONDS``) so that it ends before the ``kill -9`` of ``logwarden up`` at 0.90."""
 from __future__ import annotations
 
 import importlib.util
@@ -18,7 +22,8 @@ pytestmark = pytest.mark.solo  # timing-sensitive: `make test` runs it alone, af
 
 REPO = Path(__file__).resolve().parents[1]
 SOAK = REPO / "bench" / "soak.py"
-MINUTES, RATE = 2, 2000
+MINUTES, RATE = 1.5, 2000
+BURST_SECONDS = 7.5  # the full soak's 10 s in a 120 s round, scaled to this round of 90 s
 
 SOAK_MARKS = (pytest.mark.cluster, pytest.mark.timeout(600))
 
@@ -46,6 +51,7 @@ def soak(tmp_path_factory) -> tuple[int, dict, str]:
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("soak") / "report.json"
     done = subprocess.run([sys.executable, str(SOAK), "--minutes", str(MINUTES), "--rate", str(RATE),
+                           "--burst-seconds", str(BURST_SECONDS),
                            "--settle-seconds", "5", "--alert-timeout", "60", "--drain-timeout", "120",
                            "--out", str(out)],
                           capture_output=True, text=True, timeout=540, cwd=REPO)
@@ -225,6 +231,27 @@ def test_the_plan_never_overlaps_a_stack_kill_with_a_full_disk_and_expects_each_
         assert expected == {corrupt_batch_id(r) for r in range(1, plan.rounds + 1)}
     default = Plan.build(SoakConfig(minutes=2))
     assert not {"disk_full", "kill_ray_head"} & {f.kind for f in default.faults}
+
+
+def test_the_short_round_keeps_each_incident_over_its_fault_and_the_burst_before_the_stack_kill():
+    from bench.soak.plan import Plan, SoakConfig
+
+    plan = Plan.build(SoakConfig(minutes=MINUTES, rate=RATE, burst_seconds=BURST_SECONDS))
+    faults = {fault.kind: fault for fault in plan.faults}
+    assert plan.rounds == 1 and set(faults) == {"channels_outage", "kill_collector", "kill_dask_worker", "burst",
+                                                "kill_detector_actors", "corrupt_spool", "kill_dask_scheduler",
+                                                "kill_stack"}
+
+    def spans(key: str, kind: str) -> bool:
+        incident = next(i for i in plan.incidents if i.key == key)
+        return incident.start < faults[kind].at < incident.start + incident.span
+
+    assert spans("soak-pay-r1", "kill_dask_scheduler") and spans("u-soak-r1", "kill_collector")
+    assert spans("soak-cart-r1", "kill_dask_worker") and spans("soak-ledger-r1", "kill_detector_actors")
+    outage = faults["channels_outage"]
+    assert outage.at < min(i.start for i in plan.incidents if i.span) < outage.at + outage.seconds
+    assert faults["burst"].at + faults["burst"].seconds <= faults["kill_stack"].at
+    assert max(i.start + i.span for i in plan.incidents) < faults["kill_stack"].at
 
 
 def test_quarantine_verdict_reads_garbage_batches_and_catches_missing_corrupted_records(tmp_path):

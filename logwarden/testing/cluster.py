@@ -49,6 +49,10 @@ def terminate(processes: list[psutil.Process], timeout: float = 10.0) -> None:
 class RayHead:
     """``ray start --head`` on 127.0.0.1 with a fresh temp dir and a token of its own."""
 
+    # Seconds between SIGTERM and SIGKILL on ``stop``: the head's gcs_server outlasts 10 s of SIGTERM while
+    # its raylet stops, and a stopped head keeps nothing (its temp dir is removed), so it is not waited for.
+    STOP_GRACE = 3.0
+
     def __init__(self, temp_dir: Path) -> None:
         self.temp_dir = temp_dir
         self.port = free_port()
@@ -94,5 +98,5 @@ class RayHead:
 
     def stop(self) -> None:
         """Kill every process of this head (and nothing else), then remove its temp dir."""
-        terminate(self.processes())
+        terminate(self.processes(), timeout=self.STOP_GRACE)
         shutil.rmtree(self.temp_dir, ignore_errors=True)

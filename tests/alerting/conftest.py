@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import requests
+import yaml
 
 from logwarden.alerting import AlertService, ConsoleNotifier, build_alerting
 from logwarden.monitoring.anomaly import FIRING, Anomaly
+from logwarden.testing.cluster import free_port
 from logwarden.testing.receivers import ProtocolServer, SmtpServer, self_signed
+
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 ROUTING = {"CRITICAL": ["pagerduty"], "HIGH": ["slack"], "MEDIUM": ["email"], "LOW": ["dashboard"]}
 FAST = {
@@ -120,3 +127,38 @@ def make_service(tmp_path):
     yield make
     for service in services:
         service.close(timeout=0.5)
+
+
+@pytest.fixture
+def start_alertmanager(tmp_path) -> Callable[[dict], str]:
+    """Start the real ``prometheus-alertmanager`` on 127.0.0.1 with a configuration; its base URL (skips
+    the test when it is not installed). Stopped at the end of the test."""
+    processes: list[subprocess.Popen] = []
+
+    def start(config: dict) -> str:
+        if ALERTMANAGER is None:
+            pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
+        path = tmp_path / "alertmanager.yml"
+        path.write_text(yaml.safe_dump(config))
+        port = free_port()
+        with open(tmp_path / "alertmanager.log", "wb") as log:
+            processes.append(subprocess.Popen(
+                [ALERTMANAGER, f"--config.file={path}", f"--storage.path={tmp_path / 'am-data'}",
+                 f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                stdout=log, stderr=subprocess.STDOUT,
+            ))
+        url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            try:
+                return requests.get(f"{url}/-/ready", timeout=0.5).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(ready, timeout=15, interval=0.1)
+        return url
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)

@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
 import requests
 
 from logwarden.monitoring.anomaly import RESOLVED
 from tests.alerting.conftest import anomaly, wait_for
-from logwarden.testing.cluster import free_port
-
-BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 
 @pytest.fixture
-def alertmanager(tmp_path):
-    if BINARY is None:
-        pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
-    config = tmp_path / "alertmanager.yml"
-    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-    port = free_port()
-    log = open(tmp_path / "alertmanager.log", "wb")
-    process = subprocess.Popen(
-        [
-            BINARY,
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return requests.get(f"{url}/-/ready", timeout=0.5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(ready, timeout=15, interval=0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+def alertmanager(start_alertmanager) -> str:
+    return start_alertmanager({"route": {"receiver": "blackhole"}, "receivers": [{"name": "blackhole"}]})
 
 
 def test_alerts_posted_to_alertmanager_and_resolved(make_service, alertmanager):

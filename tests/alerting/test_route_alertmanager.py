@@ -3,24 +3,19 @@ alerts, rules and silences given to both, and the alerts each mutes compared (sk
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-import yaml
 
 from logwarden.alerting.config import parse_alerting
 from logwarden.alerting.dispatch.matchers import NOT_EQUAL, NOT_REGEX, REGEX, parse_matchers
 from logwarden.alerting.inhibit.rules import inhibitor
 from logwarden.alerting.inhibit.silences import SilenceStore
 from logwarden.alerting.store import AlertStore
-from logwarden.testing.cluster import free_port
 from tests.alerting.conftest import wait_for
 
-BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 INHIBIT_RULES = [
     {
         "source_matchers": ['rule="service_down"'],
@@ -53,37 +48,9 @@ ALERTS = [
 
 
 @pytest.fixture
-def alertmanager(tmp_path):
-    if BINARY is None:
-        pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(yaml.safe_dump({
-        "route": {"receiver": "blackhole"},
-        "receivers": [{"name": "blackhole"}],
-        "inhibit_rules": INHIBIT_RULES,
-    }))
-    port = free_port()
-    log = open(tmp_path / "alertmanager.log", "wb")
-    process = subprocess.Popen(
-        [BINARY, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return requests.get(f"{url}/-/ready", timeout=0.5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(ready, timeout=15, interval=0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+def alertmanager(start_alertmanager) -> str:
+    return start_alertmanager({"route": {"receiver": "blackhole"}, "receivers": [{"name": "blackhole"}],
+                               "inhibit_rules": INHIBIT_RULES})
 
 
 def _am_matcher(text: str) -> dict:

@@ -120,20 +120,6 @@ def test_bad_records_are_answered_and_dead_lettered_while_good_ones_flow(tmp_pat
         stack.kill()
 
 
-def test_demo_fires_all_five_and_stops_cleanly(tmp_path, ray_head):
-    stack = StackProcess(tmp_path / "data", ray_head, ["--demo", "--demo-speed", "40"]).start()
-    try:
-        def fired_rules():
-            return {a["rule"] for a in stack.outbox() if a["status"] == "firing"}
-
-        stack.wait_for(lambda: fired_rules() >= SEED_RULES, timeout=120, what="all five demo incidents")
-        assert stack.stop() == 0
-        assert stack.stray_processes() == []
-        assert "logwarden: stopped" in stack.output()
-    finally:
-        stack.kill()
-
-
 def test_replay_into_a_running_stack(tmp_path, ray_head, shared_data):
     stack = StackProcess(tmp_path / "data", ray_head).start()
     try:

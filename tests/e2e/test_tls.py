@@ -92,6 +92,8 @@ def test_tls_and_tokens_from_logs_to_alerts_and_the_api(tmp_path, ray_head, secu
 
 
 def test_demo_over_tls_with_the_configured_token_and_a_guarded_dashboard(tmp_path, ray_head, secured):
+    """The demo (``make run``) fires all five seed rules and stops cleanly; here over TLS, with its
+    dashboard on (the same run over plain HTTP would only repeat this one's path without TLS)."""
     _, _, tokens, _ = secured
     dashboard_port = free_port()
     stack = start(tmp_path, ray_head, secured, ["--demo", "--demo-speed", "40", "--dashboard-port",
@@ -113,6 +115,7 @@ def test_demo_over_tls_with_the_configured_token_and_a_guarded_dashboard(tmp_pat
         assert opened.status_code == 200 and "Bokeh" in opened.text
         assert stack.stop() == 0
         assert stack.stray_processes() == []
+        assert "logwarden: stopped" in stack.output()
     finally:
         stack.kill()
 

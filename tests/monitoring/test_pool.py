@@ -19,8 +19,7 @@ from logwarden.monitoring import DetectorSet, load_rules, parse_rules
 
 from tests.monitoring.helpers import rec, table
 
-pytestmark = pytest.mark.solo  # timing-sensitive: `make test` runs it alone, after the rest
-
+pytestmark = pytest.mark.cluster
 ray = pytest.importorskip("ray")
 SEED = ANOMALY_SCHEMA_PATH.read_text()
 SHARDED = re.sub(r"(?m)^    shards: \d+", "    shards: 3", SEED)  # suspicious_user on three shards
@@ -28,8 +27,7 @@ SHARDED = re.sub(r"(?m)^    shards: \d+", "    shards: 3", SEED)  # suspicious_u
 
 @pytest.fixture(scope="module")
 def ray_session():
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # RAY_AUTH_MODE: pinned by tests/conftest.py
     temp = tempfile.mkdtemp(prefix="lw-ray-", dir="/tmp")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1",
              logging_level="WARNING")
@@ -91,7 +89,8 @@ def test_sharded_pool_raises_the_in_process_alerts(ray_session):
         pool.shutdown()
 
 
-def test_killed_actor_resumes_from_its_checkpoint(ray_session, tmp_path):
+@pytest.mark.parametrize("per_call", [1, 3])  # batches handed on one by one, or three to each actor call
+def test_killed_actor_resumes_from_its_checkpoint(ray_session, tmp_path, per_call):
     from logwarden.monitoring.actors import DetectorPool
 
     rules = parse_rules(SHARDED)
@@ -99,11 +98,13 @@ def test_killed_actor_resumes_from_its_checkpoint(ray_session, tmp_path):
     pool = DetectorPool(rules, checkpoint_dir=tmp_path / "checkpoints", checkpoint_every=4, checkpoint_seconds=3600)
     try:
         got = []
-        for n, batch in enumerate(batches):
-            if n in (9, 15):
+        for start in range(0, len(batches), per_call):
+            if start in (9, 15):
                 for actor in pool.actors("suspicious_user")[:2] + pool.actors("service_down"):
                     ray.kill(actor, no_restart=False)
-            got += pool.process(f"b{n}", table(batch))
+            group = [(f"b{n}", table(batches[n])) for n in range(start, min(start + per_call, len(batches)))]
+            got += pool.process(*group[0]) if per_call == 1 else pool.process_many(group)
+        got += pool.process_many([("b0", table(batches[0])), ("b1", table(batches[1]))])  # again: nothing twice
         assert (tmp_path / "checkpoints" / "suspicious_user" / "0.ckpt").exists()
         assert pool.replayed_calls > 0
         assert all(s["restored"] for s in pool.stats()["service_down"])

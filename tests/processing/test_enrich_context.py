@@ -3,6 +3,7 @@ its user is; on Arrow tables, through the batch functions and the default rules.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import time
 
@@ -12,6 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from logwarden.alerting.format import title
 from logwarden.collector.spool import Spool
 from logwarden.collector.validation import RecordValidator, SkewLimits
 from logwarden.common.paths import DataDir
@@ -21,7 +23,8 @@ from logwarden.processing.batch import finalize_batch, prepare_batch
 from logwarden.processing.config import ProcessingConfig
 from logwarden.processing.enrich import Context, Inventory
 from logwarden.processing.templates import TemplateMiner
-from logwarden.processing.geoip import GeoConfig, address_columns, distinct_addresses, geo_columns
+from logwarden.processing.addresses import network_keys
+from logwarden.processing.geoip import GeoConfig, address_columns, distinct_addresses, geo_columns, routed_networks
 from logwarden.processing.threatintel import Indicators, ThreatConfig, ThreatFeed, ThreatIndex, load_index
 from logwarden.processing.users import UsersConfig
 from logwarden.processing.watched import CACHE
@@ -29,7 +32,8 @@ from logwarden.schemas import ANOMALY_SCHEMA_PATH
 from logwarden.storage import Lake
 from tests.monitoring.helpers import rec, table
 
-TOR_EXIT = "185.220.101.47"  # Germany, "Stiftung Erneuerbare Freiheit" in the embedded GeoLite2 data
+TOR_EXIT = "185.220.101.47"  # a Tor exit: Germany (GeoLite2), AS60729 "Stiftung Erneuerbare Freiheit" (plevin)
+TOR_EXIT_AS = 60729
 
 
 def enriched(records: list[dict], **context) -> list[dict]:
@@ -72,12 +76,30 @@ def test_embedded_database_gives_country_and_as_and_labels_private_ranges():
                      rec(1, attributes='{"client_ip":"10.0.0.7","dst_ip":"::1"}'),
                      rec(2, attributes='{"client_ip":"100.64.3.2","dst_ip":"169.254.1.1"}'),
                      rec(3, attributes=f'{{"client_ip":"{TOR_EXIT}","dst_ip":"0.0.0.0"}}')])
-    view = [(r["client_scope"], r["client_country"], r["client_as_org"], r["destination_scope"],
-             r["destination_country"]) for r in rows]
-    assert view == [("public", "US", "GOOGLE", "public", "US"), ("private", None, None, "loopback", None),
-                    ("private", None, None, "link-local", None),
-                    ("public", "DE", "Stiftung Erneuerbare Freiheit", "reserved", None)]
-    assert all(r["client_asn"] is None for r in rows)  # the embedded data names the AS, without its number
+    view = [(r["client_scope"], r["client_country"], r["client_asn"], r["client_as_org"], r["destination_scope"],
+             r["destination_country"], r["destination_asn"]) for r in rows]
+    assert view == [("public", "US", 15169, "Google LLC", "public", "US", 15169),
+                    ("private", None, None, None, "loopback", None, None),
+                    ("private", None, None, None, "link-local", None, None),
+                    ("public", "DE", TOR_EXIT_AS, "Stiftung Erneuerbare Freiheit", "reserved", None, None)]
+
+
+def test_as_numbers_agree_with_plevins_own_lookup():
+    """The AS arrays exported from plevin's file answer as plevin's reader does, address by address."""
+    import plevin
+
+    rng = np.random.default_rng(5)
+    v4 = [str(ipaddress.IPv4Address(int(n))) for n in rng.integers(1 << 24, 224 << 24, 400)]
+    v6 = [str(ipaddress.IPv6Address((0x2000 << 112) | int(n) << 64)) for n in rng.integers(0, 1 << 60, 200)]
+    texts = [a for a in v4 + v6 if ipaddress.ip_address(a).is_global]
+    hi, lo, _, _ = network_keys(pa.array(texts))
+    asn, org = routed_networks().lookup(hi, lo)
+    expected = [plevin.lookup(text).network for text in texts]
+    assert asn.to_pylist() == [n.asn if n is not None else None for n in expected]
+    assert sum(a is not None for a in asn.to_pylist()) > len(texts) / 2  # most of the space is announced
+    names = [(n.operator.company if n.operator and n.operator.company else n.handle) if n and n.asn else None
+             for n in expected]
+    assert org.to_pylist() == names
 
 
 def test_a_maxmind_database_adds_city_and_as_number(tmp_path):
@@ -98,6 +120,9 @@ def test_a_maxmind_database_adds_city_and_as_number(tmp_path):
                                           rec(1, attributes='{"client_ip":"8.8.8.8"}')])).to_pylist()
     assert [(r["client_country"], r["client_city"], r["client_asn"], r["client_as_org"]) for r in rows] == [
         ("GB", "London", 20712, "Andrews & Arnold Ltd"), (None, None, None, None)]
+    city_only = ProcessingConfig.from_dict({"geoip": {"database": str(tmp_path / "city.mmdb")}})
+    rows = city_only.inventory.enrich(table([rec(0, attributes='{"client_ip":"8.8.8.8"}')])).to_pylist()
+    assert (rows[0]["client_city"], rows[0]["client_asn"], rows[0]["client_as_org"]) == (None, 15169, "Google LLC")
 
 
 def test_geo_lookups_run_once_per_distinct_address():
@@ -157,7 +182,46 @@ def test_the_matched_address_says_where_it_is(tmp_path):
     rows = enriched([rec(0, attributes=f'{{"src_ip":"10.0.0.1","dst_ip":"{TOR_EXIT}"}}'),
                      rec(1, attributes='{"client_ip":"8.8.8.8","domain":"x.bad.example"}'),
                      rec(2, attributes='{"domain":"bad.example"}')], threat_intel=config)
-    assert [r["threat_origin"] for r in rows] == ["DE Stiftung Erneuerbare Freiheit", "US GOOGLE", "unknown location"]
+    assert [r["threat_origin"] for r in rows] == [f"DE AS{TOR_EXIT_AS} Stiftung Erneuerbare Freiheit",
+                                                  "US AS15169 Google LLC", "unknown location"]
+
+
+def test_every_address_url_domain_and_hash_of_a_record_is_matched(tmp_path):
+    listed = "203.0.113.80\n2001:db8:bad::/48\nhttps://evil.example/payload\nc2.example\n" + "cd" * 20 + "\n"
+    config = ThreatConfig((feed(tmp_path / "list.txt", listed),))
+    rows = enriched([
+        rec(0, attributes='{"x_forwarded_for":"198.51.100.1, 203.0.113.80","client_ip":"198.51.100.1"}'),
+        rec(1, message="proxy 10.0.0.1 relayed 198.51.100.7 to 203.0.113.80 port 443"),
+        rec(2, message="accepted connection from [2001:db8:bad::17]:51000"),
+        rec(3, attributes='{"url":"https://ok.example/","referrer":"https://evil.example/payload"}'),
+        rec(4, message="fetched https://ok.example/a and https://evil.example/payload."),
+        rec(5, message="lookup of www.c2.example took 3ms"),
+        rec(6, attributes='{"sha1":"' + "ab" * 20 + '","parent_sha1":"' + "CD" * 20 + '"}'),
+        rec(7, message="std::vector at 10:30:00 from 198.51.100.1.5 and v1.2.3.4.5, c2.example.org"),
+    ], threat_intel=config)
+    assert [(r["threat_indicator"], r["threat_type"]) for r in rows] == [
+        ("203.0.113.80", "ip"), ("203.0.113.80", "ip"), ("2001:db8:bad::/48", "ip"),
+        ("https://evil.example/payload", "url"), ("https://evil.example/payload", "url"),
+        ("c2.example", "domain"), ("cd" * 20, "hash"), (None, None)]
+    assert rows[1]["threat_origin"] == "reserved" and rows[2]["threat_origin"] == "reserved"  # the listed address
+
+
+def test_a_record_mentioning_several_listed_values_reports_the_most_confident(tmp_path):
+    low = feed(tmp_path / "low.txt", "198.51.100.1\n", "low", 20)
+    high = feed(tmp_path / "high.txt", "c2.example\n", "high", 90)
+    rows = enriched([rec(0, attributes='{"client_ip":"198.51.100.1","domain":"c2.example"}')],
+                    threat_intel=ThreatConfig((low, high)))
+    assert (rows[0]["threat_indicator"], rows[0]["threat_list"], rows[0]["threat_confidence"]) == (
+        "c2.example", "high", 90)
+
+
+def test_an_ipv6_address_in_the_message_is_the_client_of_a_record_naming_no_role():
+    records = table([rec(0, message="Failed password for root from 2001:4860:4860::8844 port 22 ssh2"),
+                     rec(1, message="from fe80::1%eth0 and then 8.8.4.4"),
+                     rec(2, message="std::map<int> at 10:30:00, mac 00:1a:2b:3c:4d:5e")])
+    assert address_columns(records)["client"].to_pylist() == ["2001:4860:4860::8844", "8.8.4.4", None]
+    rows = enriched(records.to_pylist())
+    assert [(r["client_country"], r["client_asn"]) for r in rows[:1]] == [("US", 15169)]
 
 
 def test_lists_are_read_again_when_their_file_changes(tmp_path):
@@ -216,6 +280,34 @@ def test_privileged_users_are_held_to_a_tighter_rule(tmp_path):
     assert "privileged user" in next(r for r in rules if r.name == "suspicious_privileged_user").description
 
 
+# --- assets --------------------------------------------------------------------------------------
+
+def test_the_inventory_gives_each_host_its_owner_environment_and_criticality(tmp_path):
+    path = tmp_path / "inventory.yaml"
+    path.write_text("services: {}\nhosts:\n  db-primary: {team: dba, environment: production, criticality: critical}\n"
+                    "  db-*: {team: data, environment: staging, criticality: medium}\n  web-?: {team: web}\n")
+    config = ProcessingConfig.from_dict({"inventory": str(path)})
+    records = table([rec(0, attributes='{"host":"db-primary"}'), rec(1, attributes='{"host":"db-replica-2"}'),
+                     rec(2, attributes='{"host":"web-1"}'), rec(3, attributes='{"host":"web-10"}'), rec(4)])
+    rows = config.inventory.enrich(records).to_pylist()
+    assert [(r["host_team"], r["host_environment"], r["host_criticality"]) for r in rows] == [
+        ("dba", "production", "critical"), ("data", "staging", "medium"), ("web", None, None),
+        (None, None, None), (None, None, None)]
+    shipped = ProcessingConfig().inventory.enrich(table([rec(0, attributes='{"host":"payment-service-2"}')]))
+    assert shipped.column("host_criticality").to_pylist() == ["critical"]
+
+
+def test_a_bad_host_entry_names_its_file_line_and_key(tmp_path):
+    path = tmp_path / "inventory.yaml"
+    path.write_text("services: {}\nhosts:\n  db-1: {team: dba}\n  db-2: {team: dba, criticality: severe}\n")
+    with pytest.raises(ConfigError) as caught:
+        ProcessingConfig.from_dict({"inventory": str(path)})
+    assert f"{path}:4: hosts.db-2.criticality: expected one of low, medium, high, critical" in str(caught.value)
+    path.write_text("services: {}\nhosts:\n  db-1: {owner: dba}\n")
+    with pytest.raises(ConfigError, match=r":3: hosts.db-1: expected a mapping of criticality, environment, team"):
+        ProcessingConfig.from_dict({"inventory": str(path)})
+
+
 # --- configuration -------------------------------------------------------------------------------
 
 def test_configuration_errors_name_the_key(tmp_path):
@@ -272,12 +364,15 @@ def test_a_threat_match_reaches_the_lake_and_raises_its_alert_with_country_and_a
     matched = [r for r in output.records.to_pylist() if r["threat_matched"]]
     assert len(matched) == 8 and {r["client_country"] for r in matched} == {"DE"}
     stored = pa.concat_tables(pq.read_table(f) for f in Lake(paths.lake).logs.rglob("*.parquet"))
-    assert stored.filter(pc.field("threat_matched")).column("client_as_org").unique().to_pylist() == [
-        "Stiftung Erneuerbare Freiheit"]
+    matched_rows = stored.filter(pc.field("threat_matched"))
+    assert matched_rows.column("client_as_org").unique().to_pylist() == ["Stiftung Erneuerbare Freiheit"]
+    assert matched_rows.column("client_asn").unique().to_pylist() == [TOR_EXIT_AS]
     rules = [r for r in load_rules(ANOMALY_SCHEMA_PATH).rules if r.name == "threat_indicator_seen"]
     alerts = [a for a in DetectorSet(rules).process(output.batch_id, output.records) if a.status == "firing"]
     assert [(a.rule, a.severity, a.key) for a in alerts] == [
-        ("threat_indicator_seen", "HIGH", f"{TOR_EXIT}|demo-tor-exits|DE Stiftung Erneuerbare Freiheit")]
+        ("threat_indicator_seen", "HIGH", f"{TOR_EXIT}|demo-tor-exits|DE AS{TOR_EXIT_AS} Stiftung Erneuerbare Freiheit")]
+    assert title(alerts[0]) == ("[HIGH] threat_indicator_seen · t/"  # the records' tenant is "t"
+                                f"{TOR_EXIT}|demo-tor-exits|DE AS{TOR_EXIT_AS} Stiftung Erneuerbare Freiheit")
 
 
 def test_empty_and_chunked_batches_are_enriched(tmp_path):

@@ -7,42 +7,25 @@ import io
 import time
 
 import orjson
-import pytest
 import requests
-from distributed import Client, LocalCluster
 from prometheus_client import REGISTRY
 
 from logwarden.alerting import ConsoleNotifier, build_alerting
 from logwarden.api import ApiServer
 from logwarden.cli import main
-from logwarden.collector.spool import Spool
-from logwarden.collector.validation import RecordValidator, SkewLimits
 from logwarden.common.auth import AuthConfig, Authenticator
+from logwarden.collector.spool import Spool
 from logwarden.common.paths import DataDir
 from logwarden.processing import pipeline
 from logwarden.processing.pipeline import SpoolProcessor
 from logwarden.processing.quarantine import Quarantine
 from logwarden.selfalerts import QUARANTINE_RULE, quarantine_anomaly
 from logwarden.storage import Lake, query
+from tests.processing.batches import write_batch
 
 GOOD, CORRUPT, FAILING = (f"{1_700_000_000_000 + n:013d}-test-{n:06d}" for n in (1, 2, 3))
 READ_TOKEN, INGEST_TOKEN = "read-token-0123456789", "ingest-token-0123456789"
-VALIDATOR = RecordValidator(skew=SkewLimits(max_future=1e10, max_past=1e10))
 ROUTING = {"CRITICAL": ["pagerduty"], "HIGH": ["slack"], "MEDIUM": ["email"], "LOW": ["dashboard"]}
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as dask_client:
-        yield dask_client
-
-
-def write_batch(paths: DataDir, batch_id: str, size: int = 20) -> None:
-    rows = [VALIDATOR.normalize({"timestamp": f"2026-11-22T10:00:{i:02d}Z", "level": "INFO", "service": "svc",
-                                 "message": f"job {i} finished"}, f"{batch_id}-{i}", "t", "test", 0)
-            for i in range(size)]
-    Spool(paths.spool).write(batch_id, rows)
 
 
 def wait_for(predicate, timeout: float = 60.0):
@@ -64,19 +47,19 @@ def cli(capsys, *args: str) -> tuple[int, str]:
     return status, capsys.readouterr().out
 
 
-def test_quarantine_metric_self_alert_and_spool_failed_list_show_retry(tmp_path, client, monkeypatch, capsys):
+def test_quarantine_metric_self_alert_and_spool_failed_list_show_retry(tmp_path, threaded_client, monkeypatch, capsys):
     paths = DataDir.at(tmp_path).create()
     write_batch(paths, GOOD)
     (paths.spool / f"{CORRUPT}.parquet").write_bytes(b"PAR1 not a parquet file at all")
     write_batch(paths, FAILING, size=7)
-    real_finalize = pipeline.finalize_batch
+    real_commit = pipeline.commit_transformed
 
-    def finalize(spool_path, *args, **kwargs):
+    def commit(spool_path, *args, **kwargs):
         if FAILING in spool_path:
             raise RuntimeError("simulated failure of every attempt")
-        return real_finalize(spool_path, *args, **kwargs)
+        return real_commit(spool_path, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "finalize_batch", finalize)
+    monkeypatch.setattr(pipeline, "commit_transformed", commit)
     monkeypatch.setattr(pipeline, "MAX_ATTEMPTS", 2)
     alerts = build_alerting({"poll_interval": 0.05, "group_wait": 0}, ROUTING, paths.alerts,
                             console=ConsoleNotifier(io.StringIO()))
@@ -87,7 +70,7 @@ def test_quarantine_metric_self_alert_and_spool_failed_list_show_retry(tmp_path,
         announced.append(entry)
         alerts.dispatch([quarantine_anomaly(entry)])
 
-    processor = SpoolProcessor(client, paths, lambda output: None, on_quarantine=on_quarantine)
+    processor = SpoolProcessor(threaded_client, paths, lambda output: None, on_quarantine=on_quarantine)
     api = ApiServer([], "127.0.0.1", 0, auth=Authenticator.from_config(AuthConfig.from_dict({"tokens": {
         READ_TOKEN: {"tenant": "team-a", "role": "read"}, INGEST_TOKEN: {"tenant": "team-a", "role": "ingest"}}})))
     api.start()
@@ -135,7 +118,7 @@ def test_quarantine_metric_self_alert_and_spool_failed_list_show_retry(tmp_path,
         assert status == 0 and "cannot be read" in out
         assert cli(capsys, "spool", "failed", "show", "nope", "--data-dir", str(tmp_path))[0] == 1
 
-        monkeypatch.setattr(pipeline, "finalize_batch", real_finalize)  # the cause is fixed
+        monkeypatch.setattr(pipeline, "commit_transformed", real_commit)  # the cause is fixed
         status, out = cli(capsys, "spool", "failed", "retry", FAILING, "--data-dir", str(tmp_path))
         assert status == 0 and f"moved {FAILING} back into the spool" in out
         wait_for(lambda: lake.is_committed(FAILING))  # the running processor took it
