@@ -40,6 +40,7 @@ class MinuteBuffer:
         self.parts: list[pa.Table] = []
         self.closed_until_us: int | None = None
         self.late_rows = 0
+        self.oldest_us: int | None = None  # the earliest event time kept: nothing closes before it
 
     def add(self, table: pa.Table) -> None:
         """Keep the rows of ``table`` (those of already closed minutes are counted late and dropped)."""
@@ -51,18 +52,24 @@ class MinuteBuffer:
             table = table.filter(fresh)
         if table.num_rows:
             self.parts.append(table)
+            oldest = pc.min(pc.cast(table["timestamp"], pa.int64())).as_py()
+            self.oldest_us = oldest if self.oldest_us is None else min(self.oldest_us, oldest)
 
     def pop_closed(self, watermark_us: int) -> pa.Table | None:
         """Rows of every minute that ends at or before ``watermark_us`` (None when there are none)."""
         boundary = watermark_us - watermark_us % MINUTE_US
         if self.closed_until_us is None or boundary > self.closed_until_us:
             self.closed_until_us = boundary
-        if not self.parts:
+        # Called for every batch: the buffered rows (a minute of them) are only gone through once a
+        # minute closes, not on every call.
+        if not self.parts or self.oldest_us is None or self.oldest_us >= boundary:
             return None
         table = pa.concat_tables(self.parts, promote_options="permissive")
         micros = pc.cast(table["timestamp"], pa.int64())
         closed = pc.less(micros, boundary)
-        self.parts = [table.filter(pc.invert(closed))]
+        kept = table.filter(pc.invert(closed))
+        self.parts = [kept] if kept.num_rows else []
+        self.oldest_us = pc.min(pc.cast(kept["timestamp"], pa.int64())).as_py() if kept.num_rows else None
         done = table.filter(closed)
         return done if done.num_rows else None
 
@@ -70,3 +77,9 @@ class MinuteBuffer:
         if len(self.parts) > 1:
             self.parts = [pa.concat_tables(self.parts, promote_options="permissive")]
         return self.__dict__
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "oldest_us" not in state:  # a checkpoint written before the field existed
+            times = [pc.min(pc.cast(part["timestamp"], pa.int64())).as_py() for part in self.parts if part.num_rows]
+            self.oldest_us = min(times) if times else None
