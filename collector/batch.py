@@ -7,6 +7,8 @@ record by record, so that each rejection names the record and the field at fault
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,9 +125,24 @@ class BatchDecoder:
                 continue
             rows.append(row)
             lines.append(record.json_line)
-        table = pa.Table.from_pylist(rows, schema=self.data_schema)
+        try:
+            table = pa.Table.from_pylist(rows, schema=self.data_schema)
+        except (pa.ArrowInvalid, OverflowError):  # an integer a float column cannot hold exactly (> 2**53)
+            table = pa.Table.from_pylist([self._as_floats(row) for row in rows], schema=self.data_schema)
         payload = b"\n".join(lines) + b"\n" if lines else b""
         return DecodedBatch(table, payload, rejected)
+
+    def _as_floats(self, row: dict) -> dict:
+        """``row`` with the integers of its float columns as floats (the nearest double, as JSON readers do)."""
+        for name in self._float_fields:
+            value = row.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                row[name] = float(value)
+        return row
+
+    @functools.cached_property
+    def _float_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.data_schema if pa.types.is_floating(f.type))
 
     def mapped(self, records: list[RawRecord], skew: bool = True) -> DecodedBatch:
         """Check and normalize ``records`` whose values are decoded objects (what an ingest protocol

@@ -304,7 +304,7 @@ def test_records_without_text_fields_and_with_bytes_are_kept(forward):
 
 # --- the fast path (BatchDecoder.mapped with the attributes the decoder serialized) agrees with
 # --- validation record by record, on generated Fluent records ------------------------------------------
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from logwarden.collector.batch import BatchDecoder  # noqa: E402
@@ -328,6 +328,7 @@ FLUENT_RECORDS = st.dictionaries(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(FLUENT_RECORDS, min_size=1, max_size=8), st.sampled_from(["first", "last", "full"]))
+@example(records=[{"message": "warn", "duration_ms": 2**53 + 1}], mode="first")  # no double holds it exactly
 def test_forward_fast_path_equals_validation_record_by_record(records, mode):
     session = ForwardSession(ANY_TIME, ForwardOptions(tag_service=mode))
     entries = [[1795334400 + n, record] for n, record in enumerate(records)]

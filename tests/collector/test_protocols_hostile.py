@@ -14,12 +14,12 @@ import pytest
 import requests
 import zstandard
 from google.protobuf.json_format import MessageToJson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 
 from logwarden.collector.batch import BatchDecoder
-from logwarden.collector.decoding import BodyError, decompress
+from logwarden.collector.decoding import BOM, BodyError, decompress
 from logwarden.collector.protocols import ProtocolRequest, registered_protocols
 from logwarden.collector.protocols.snappy import decompress_snappy
 from logwarden.collector.validation import RecordLimits, RecordValidator, SkewLimits
@@ -111,10 +111,12 @@ def test_json_decoders_survive_any_json_shape(document):
     st.binary(max_size=120) | st.sampled_from([line.encode() for line in LOKI_LINES]) | HOSTILE_LINES | VALID,
     max_size=12,
 ))
+@example(lines=[b"\xef\xbb\xbf"])  # a body that is only a byte-order mark: no line of text
 def test_text_keeps_one_record_per_non_blank_line(lines):
     body = b"\n".join(lines)
     batch = decode("text", "text/plain", body)
-    expected = sum(1 for line in body.split(b"\n") if line.rstrip(b"\r").strip())
+    text = body.removeprefix(BOM)  # a leading byte-order mark is the body's encoding signature, not text
+    expected = sum(1 for line in text.split(b"\n") if line.rstrip(b"\r").strip())
     assert batch.accepted + len(batch.rejected) == expected
     valid = [line for line in lines if line.startswith(b'{"timestamp":"2026-11-22T08') and b'"service":"ok"' in line]
     messages = set(batch.table.column("message").to_pylist())
