@@ -124,13 +124,7 @@ def _threat_intel(value: Any) -> ThreatConfig:
 
 def _feed(value: Any, where: tuple) -> ThreatFeed:
     """One indicator file (a path, or {path, name, confidence}), read once here so a bad file is refused."""
-    path_at = where if isinstance(value, str) else (*where, "path")
-    if isinstance(value, str):
-        value = {"path": value}
-    value = check_mapping(value, where, FEED_KEYS)
-    if "path" not in value:
-        raise ConfigError.at(where, "an indicator file needs a path (and may have name, confidence)")
-    path = _path(value["path"], path_at)
+    value, path = _file_entry(value, where, FEED_KEYS, "an indicator file needs a path (and may have name, confidence)")
     name = check_str(value.get("name", Path(path).stem), (*where, "name"))
     confidence = check_int(value.get("confidence", DEFAULT_CONFIDENCE), (*where, "confidence"), 0, 100)
     feed = ThreatFeed(path, name, confidence)
@@ -141,15 +135,20 @@ def _feed(value: Any, where: tuple) -> ThreatFeed:
     return feed
 
 
-def _users(value: Any) -> UsersConfig:
-    where = (SECTION, "users")
+def _file_entry(value: Any, where: tuple, keys: tuple[str, ...], missing: str) -> tuple[dict, str]:
+    """A file entry written as a path or as a mapping with ``path`` (and ``keys``): the mapping and the path."""
     path_at = where if isinstance(value, str) else (*where, "path")
     if isinstance(value, str):
         value = {"path": value}
-    value = check_mapping(value, where, USERS_KEYS)
+    value = check_mapping(value, where, keys)
     if "path" not in value:
-        raise ConfigError.at(where, "the user directory needs a path (and may have reload)")
-    path = _path(value["path"], path_at)
+        raise ConfigError.at(where, missing)
+    return value, _path(value["path"], path_at)
+
+
+def _users(value: Any) -> UsersConfig:
+    where = (SECTION, "users")
+    value, path = _file_entry(value, where, USERS_KEYS, "the user directory needs a path (and may have reload)")
     try:
         read_directory(path)
     except ConfigError as exc:  # located in the directory file: keep its own file and line
