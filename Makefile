@@ -13,7 +13,10 @@ SOLO_TESTS := tests/test_soak.py
 
 .PHONY: run test lint setup bench clean
 
-$(VENV)/.installed: setup.cfg setup.py pyproject.toml environment/setup.sh
+# The compiled decoders (Cython) are built by the editable install: a changed .pyx/.pxi installs again.
+COMPILED := $(shell find collector -name '*.pyx' -o -name '*.pxi')
+
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml environment/setup.sh $(COMPILED)
 	bash environment/setup.sh
 
 setup: $(VENV)/.installed

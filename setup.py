@@ -3,8 +3,13 @@
 The repository keeps the layout our user asked for (``collector/``, ``processing/``, ... at the
 top), and ``package_dir`` maps each folder to ``logwarden.<folder>``. Metadata and dependencies
 live in ``setup.cfg``; only this mapping needs code, so that a new subpackage is found by itself.
+
+The compiled decoders (``*.pyx``, Cython) are built as optional extensions: without a C compiler the
+install still works and the collector takes the pure-Python decoders (slower, same records).
 """
-from setuptools import find_packages, setup
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
 
 # import name under logwarden -> folder in the repository
 LAYERS = {
@@ -29,5 +34,22 @@ def _packages() -> tuple[list[str], dict[str, str]]:
     return packages, package_dir
 
 
+def _extensions() -> list[Extension]:
+    """Every ``.pyx`` of a layer as an optional extension ``logwarden.<layer>.<...>.<name>``."""
+    sources = sorted(path for folder in LAYERS.values() for path in Path(folder).rglob("*.pyx"))
+    if not sources:
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:  # a build without Cython (it is in pyproject's build requirements)
+        return []
+    modules = []
+    for path in sources:
+        layer = next(name for name, folder in LAYERS.items() if path.parts[0] == folder)
+        dotted = ".".join(("logwarden", layer, *path.with_suffix("").parts[1:]))
+        modules.append(Extension(dotted, [str(path)], optional=True, extra_compile_args=["-O2"]))
+    return cythonize(modules, language_level=3, include_path=["."], quiet=True)
+
+
 PACKAGES, PACKAGE_DIR = _packages()
-setup(packages=PACKAGES, package_dir=PACKAGE_DIR)
+setup(packages=PACKAGES, package_dir=PACKAGE_DIR, ext_modules=_extensions())

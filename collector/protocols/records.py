@@ -207,8 +207,7 @@ class NativeRecords:
 
     def fast_batch(self, decoder: BatchDecoder, skew: bool = True) -> DecodedBatch | None:
         """The batch built column by column, or None when any record needs the per-record path."""
-        columnar = decoder.columnar
-        if columnar is None:
+        if decoder.columnar is None:
             return None
         validator = decoder.validator
         max_fields = validator.limits.max_fields
@@ -226,31 +225,57 @@ class NativeRecords:
                 line, extra_text = _texts(declared, extras, shared)
                 lines.append(line)
                 attributes.append(None if extra_text == _EMPTY else extra_text.decode())
-            arrays = []
-            names = []
             count = len(self.declared)
-            for rule in columnar.rules:
-                kind = _ARROW_TYPES[rule.kind]
-                if rule.name in _USUAL and rule.name not in self.optional:
-                    arrays.append(pa.array(list(map(itemgetter(rule.name), self.declared)), kind))
-                elif rule.name in self.optional or rule.name in _USUAL:
-                    arrays.append(pa.array([declared.get(rule.name) for declared in self.declared], kind))
+            columns: dict[str, list[Any]] = {}
+            for name in _USUAL | self.optional:
+                if name in _USUAL and name not in self.optional:
+                    columns[name] = list(map(itemgetter(name), self.declared))
                 else:
-                    arrays.append(pa.nulls(count, kind))
-                names.append(rule.name)
-        except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError, pa.ArrowException):
+                    columns[name] = [declared.get(name) for declared in self.declared]
+        except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError):
             return None
-        table = columnar.check(pa.Table.from_arrays(arrays, names=names), validator.clock() if skew else None)
-        if table is None:
-            return None
-        if table.column("attributes").null_count != table.num_rows:
-            return None  # the checks changed attributes (a level was normalized): let the per-record path say
-        table = table.set_column(
-            table.num_columns - 1, columnar.data_schema.field("attributes"), pa.array(attributes, pa.string())
-        )
-        if table.schema != decoder.data_schema:
-            table = table.cast(decoder.data_schema)
-        return DecodedBatch(table, b"\n".join(lines) + b"\n", fast=True)
+        return columns_batch(decoder, count, columns, attributes, b"\n".join(lines) + b"\n", skew)
+
+
+def columns_batch(
+    decoder: BatchDecoder,
+    count: int,
+    columns: dict[str, list[Any]],
+    attributes: list[str | None],
+    payload: bytes,
+    skew: bool = True,
+) -> DecodedBatch | None:
+    """The validated batch of ``count`` records given column by column, or None when any record needs the
+    per-record path (a value of the wrong type, a check that fails, a level the checks would normalize).
+
+    ``columns`` holds the declared fields some record has (``None`` where a record lacks it; the usual four
+    always), ``attributes`` each record's attributes as JSON text (None for none), ``payload`` the records'
+    NDJSON lines, in order: what the write-ahead log keeps. The compiled decoders call this too.
+    """
+    columnar = decoder.columnar
+    if columnar is None:
+        return None
+    arrays = []
+    names = []
+    try:
+        for rule in columnar.rules:
+            kind = _ARROW_TYPES[rule.kind]
+            values = columns.get(rule.name)
+            arrays.append(pa.nulls(count, kind) if values is None else pa.array(values, kind))
+            names.append(rule.name)
+    except (TypeError, ValueError, OverflowError, pa.ArrowException):
+        return None
+    table = columnar.check(pa.Table.from_arrays(arrays, names=names), decoder.validator.clock() if skew else None)
+    if table is None:
+        return None
+    if table.column("attributes").null_count != table.num_rows:
+        return None  # the checks changed attributes (a level was normalized): let the per-record path say
+    table = table.set_column(
+        table.num_columns - 1, columnar.data_schema.field("attributes"), pa.array(attributes, pa.string())
+    )
+    if table.schema != decoder.data_schema:
+        table = table.cast(decoder.data_schema)
+    return DecodedBatch(table, payload, fast=True)
 
 
 def _texts(declared: dict[str, Any], extras: dict[str, Any], shared: Shared) -> tuple[bytes, bytes]:
