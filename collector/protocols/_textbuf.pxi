@@ -95,7 +95,7 @@ cdef inline int tb_int(TextBuf* buf, long long value) except -1:
     return 0
 
 
-cdef inline Py_ssize_t utf8_valid(const unsigned char* s, Py_ssize_t n) nogil:
+cdef inline Py_ssize_t utf8_valid(const unsigned char* s, Py_ssize_t n) noexcept nogil:
     """The length of ``s`` when it is well-formed UTF-8 (as Python's decoder demands: no surrogates,
     no overlong forms, nothing past U+10FFFF), else -1."""
     cdef Py_ssize_t i = 0
