@@ -197,7 +197,8 @@ class Stack:
         from logwarden.monitoring.actors import DetectorPool
 
         opts = self.options
-        self.pool = DetectorPool(self.rules, checkpoint_dir=self.paths.monitoring / "checkpoints")
+        self.pool = DetectorPool(self.rules, checkpoint_dir=self.paths.monitoring / "checkpoints",
+                                 grouped=opts.settings.monitoring.rule_actors == "grouped")
         dashboard_url = opts.dashboard_url or (f"{self.scheme}://{opts.host}:{opts.dashboard_port}"
                                                if opts.dashboard_port is not None else None)
         alerting = demo_alerting(opts.settings.alerting) if opts.demo else opts.settings.alerting  # digests in-demo

@@ -6,6 +6,8 @@ detectors from.
       idle_advance_after: 5s             # with no batch for this long, event time moves on with the
                                          # wall clock (so that silence is detected on idle sources)
       self_rules: {disk_low_water: 2GiB}  # the alerts logwarden raises about itself (monitoring/self_rules.py)
+      rule_actors: grouped               # grouped: the ML rules share one Ray actor, the other rules another
+                                         # (a sharded rule has one per shard); per_rule: one actor per rule
 
 The defaults are the fields of :class:`MonitoringConfig`. What each detector does (windows,
 allowed lateness, shards) is declared per rule in the rules file, not here.
@@ -21,7 +23,8 @@ from logwarden.monitoring.self_rules import SelfRulesConfig
 from logwarden.schemas import ANOMALY_SCHEMA_PATH
 
 SECTION = "monitoring"
-KEYS = ("rules", "idle_advance_after", "self_rules")
+KEYS = ("rules", "idle_advance_after", "self_rules", "rule_actors")
+RULE_ACTORS = ("grouped", "per_rule")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class MonitoringConfig:
     rules: Path = ANOMALY_SCHEMA_PATH  # the shipped schemas/anomaly_schema.yaml
     idle_advance_after: float = 5.0  # seconds
     self_rules: SelfRulesConfig = field(default_factory=SelfRulesConfig)
+    rule_actors: str = "grouped"  # one of RULE_ACTORS
 
     @classmethod
     def from_dict(cls, section: Any) -> "MonitoringConfig":
@@ -46,6 +50,11 @@ class MonitoringConfig:
         if "idle_advance_after" in section:
             kwargs["idle_advance_after"] = check_duration(section["idle_advance_after"],
                                                           (SECTION, "idle_advance_after"), positive=True)
+        if "rule_actors" in section:
+            value = check_str(section["rule_actors"], (SECTION, "rule_actors"))
+            if value not in RULE_ACTORS:
+                raise ConfigError.at((SECTION, "rule_actors"), f"{value!r} is not one of {', '.join(RULE_ACTORS)}")
+            kwargs["rule_actors"] = value
         if "self_rules" in section:
             kwargs["self_rules"] = SelfRulesConfig.from_dict(section["self_rules"])
         return cls(**kwargs)

@@ -38,16 +38,18 @@ class DetectorSet:
         """Whether ``batch_id`` was processed already."""
         return batch_id in self._seen
 
-    def process(self, batch_id: str, records: pa.Table, event_time_us: int | None = None) -> list[Anomaly]:
+    def process(self, batch_id: str, records: pa.Table, event_time_us: int | None = None,
+                cache: dict[Any, Any] | None = None) -> list[Anomaly]:
         """The anomalies one batch causes. ``event_time_us`` (the newest event time of the whole batch,
-        when ``records`` is only part of it, as on a shard) moves event time on after the rows."""
+        when ``records`` is only part of it, as on a shard) moves event time on after the rows. ``cache``
+        shares computed filters with other sets given the same batch (one per batch, never kept)."""
         if batch_id in self._seen:
             return []
         self._seen[batch_id] = None
         self.last_batch_id = batch_id
         if len(self._seen) > SEEN_BATCHES:
             self._seen.popitem(last=False)
-        cache: dict[Any, Any] = {}
+        cache = {} if cache is None else cache
         anomalies = [a for rule in self.rules.values() for a in rule.add_data(records, cache)]
         if event_time_us is not None:
             anomalies += [a for rule in self.rules.values() for a in rule.advance(event_time_us)]

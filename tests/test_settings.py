@@ -216,7 +216,7 @@ def test_an_unknown_section_names_the_known_ones(tmp_path):
     ("storage:\n  retention:\n    raw_after: 30d\n    keep: 1\n", 4,
      "storage.retention.keep: unknown key (known keys: aggregates_after, archive_dir, compact_after, "
      "compression_level, enabled, interval, raw_action, raw_after)"),
-    ("monitoring:\n  shards: 4\n", 2, "monitoring.shards: unknown key (known keys: idle_advance_after, rules, self_rules)"),
+    ("monitoring:\n  shards: 4\n", 2, "monitoring.shards: unknown key (known keys: idle_advance_after, rule_actors, rules, self_rules)"),
     ("processing:\n  masking: {email: true}\n", 2,
      "processing.masking.email: unknown key (known keys: aws_keys, bearer_tokens, credit_cards, emails, enabled, "
      "extra_rules, jwts, key_values, mask, secret_keys, url_credentials)"),
@@ -292,8 +292,12 @@ def test_no_file_and_empty_sections_give_the_dataclass_defaults(tmp_path):
 
 def test_the_monitoring_section_is_typed(tmp_path):
     rules = write(tmp_path, ANOMALY_SCHEMA_PATH.read_text(), "rules.yaml")
-    settings = load_settings(write(tmp_path, f"monitoring:\n  rules: {rules}\n  idle_advance_after: 30s\n"))
-    assert settings.monitoring == MonitoringConfig(rules=rules, idle_advance_after=30.0)
+    settings = load_settings(write(tmp_path, f"monitoring:\n  rules: {rules}\n  idle_advance_after: 30s\n"
+                                              "  rule_actors: per_rule\n"))
+    assert settings.monitoring == MonitoringConfig(rules=rules, idle_advance_after=30.0, rule_actors="per_rule")
+    assert load_settings(None).monitoring.rule_actors == "grouped"
+    odd = write(tmp_path, "monitoring:\n  rule_actors: one\n", "odd.yaml")
+    assert refusal(odd) == f"{odd}:2: monitoring.rule_actors: 'one' is not one of grouped, per_rule"
     missing = write(tmp_path, "monitoring:\n  rules: nowhere.yaml\n", "missing.yaml")
     assert refusal(missing) == f"{missing}:2: monitoring.rules: no such file: nowhere.yaml"
 

@@ -101,8 +101,18 @@ def window_features(records: pa.Table, known_templates: dict[str, set[str]] | No
     matrix = np.column_stack([columns[name] for name in FEATURES])
     texts: dict[str, str] = {}
     if "template" in records.column_names:
-        wanted = {tid for top in tops for tid, _ in top}
-        for tid, text in zip(records["template_id"].to_pylist(), records["template"].to_pylist()):
-            if tid in wanted and tid not in texts:
-                texts[tid] = text or ""
+        texts = first_texts(records, {tid for top in tops for tid, _ in top})
     return WindowFeatures(services, minutes, matrix, tops, first, texts)
+
+
+def first_texts(records: pa.Table, wanted: set[str]) -> dict[str, str]:
+    """The template text of the first record of each template id in ``wanted`` (a minute holds tens of
+    thousands of records and a handful of wanted ids: found with Arrow, not a loop over the rows)."""
+    if not wanted:
+        return {}
+    ids = records["template_id"].combine_chunks()
+    positions = pc.index_in(ids, value_set=pa.array(sorted(wanted), pa.string())).to_numpy(zero_copy_only=False)
+    found = np.flatnonzero(~np.isnan(positions.astype(float)))
+    codes, first = np.unique(positions[found].astype(np.int64), return_index=True)
+    rows = records.select(["template_id", "template"]).take(pa.array(found[first]))
+    return {tid: text or "" for tid, text in zip(rows["template_id"].to_pylist(), rows["template"].to_pylist())}

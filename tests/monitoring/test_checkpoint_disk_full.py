@@ -21,7 +21,7 @@ def _actor(tmp_path):
     rules = load_rules(ANOMALY_SCHEMA_PATH)
     spec = next(rule for rule in rules.rules if rule.name == "error_spike")
     # the class itself, in this process (no Ray cluster needed)
-    return DetectorActor.__ray_actor_class__(spec, 0, "s1", str(tmp_path), checkpoint_every=1, checkpoint_seconds=0)
+    return DetectorActor.__ray_actor_class__([spec], 0, "s1", str(tmp_path), checkpoint_every=1, checkpoint_seconds=0)
 
 
 def _errors(start: float, count: int):

@@ -203,3 +203,52 @@ def test_an_ml_rule_runs_on_ray_beside_the_rules(ray_session):
         pool.shutdown()
     assert [(a.key.split("|")[0], a.severity, a.status) for a in fired] == [("pay", "LOW", "firing")]
     assert "disk quota" in " ".join(fired[0].samples)
+
+
+def test_rules_share_actors_by_default_and_one_per_rule_on_request(ray_session):
+    from logwarden.monitoring.actors import DetectorPool, actor_layout
+
+    rules = parse_rules(ML_RULES, "rules.yaml")
+    layout = dict(actor_layout(rules))
+    assert layout.keys() == {"group:rules", "group:ml", "suspicious_user"}
+    assert "new_error_patterns" in [s.name for s in layout["group:ml"]]
+    assert {s.kind for s in layout["group:ml"]} == {"ml"} and "ml" not in {s.kind for s in layout["group:rules"]}
+    assert "suspicious_user" not in [s.name for s in layout["group:rules"]]  # sharded: actors of its own
+    assert len(actor_layout(rules, grouped=False)) == len(rules.rules)
+    batches = traffic()
+    grouped, single = DetectorPool(rules), DetectorPool(rules, grouped=False)
+    try:
+        assert grouped.actors("error_spike") == grouped.actors("service_down")
+        assert single.actors("error_spike") != single.actors("service_down")
+        got = {name: [] for name in ("grouped", "single")}
+        for n, batch in enumerate(batches):
+            got["grouped"] += grouped.process(f"b{n}", table(batch))
+            got["single"] += single.process(f"b{n}", table(batch))
+        assert ids(got["grouped"]) == ids(got["single"]) == ids(expected(rules, batches))
+    finally:
+        grouped.shutdown()
+        single.shutdown()
+
+
+def test_a_changed_rule_restarts_its_group_and_the_others_keep_their_state(ray_session, tmp_path):
+    """The group's actor is replaced; error_spike's window (100 errors, one short) carries over, and a kill of
+    the new actor afterwards resumes from the checkpoints with nothing lost."""
+    from logwarden.monitoring.actors import DetectorPool
+
+    pool = DetectorPool(parse_rules(SEED), checkpoint_dir=tmp_path / "ckpt", checkpoint_every=1)
+    try:
+        before = pool.actors("error_spike")
+        assert pool.process("b1", table([rec(i * 0.5, "pay", "ERROR", "boom") for i in range(100)])) == []
+        changes = pool.reload(parse_rules(SEED.replace('threshold: {op: ">", value: 5000}',
+                                                       'threshold: {op: ">", value: 3000}')))
+        assert changes["changed"] == ["slow_response"] and "error_spike" in changes["kept"]
+        assert pool.actors("error_spike") != before
+        assert not (tmp_path / "ckpt" / "slow_response").exists()  # a changed rule starts empty
+        out = pool.process("b2", table([rec(51, "pay", "ERROR", "boom"), rec(52, "api", duration_ms=4000.0)]))
+        assert sorted((a.rule, a.key) for a in out) == [("error_spike", "pay"), ("slow_response", "api")]
+        ray.kill(pool.actors("error_spike")[0], no_restart=False)
+        out = pool.process("b3", table([rec(53, "web", duration_ms=3500.0)]))
+        assert [(a.rule, a.key) for a in out] == [("slow_response", "web")]  # error_spike did not fire again
+        assert all(s["restored"] for s in pool.stats()["error_spike"])
+    finally:
+        pool.shutdown()
