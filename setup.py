@@ -7,6 +7,7 @@ live in ``setup.cfg``; only this mapping needs code, so that a new subpackage is
 The compiled decoders (``*.pyx``, Cython) are built as optional extensions: without a C compiler the
 install still works and the collector takes the pure-Python decoders (slower, same records).
 """
+import sys
 from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
@@ -43,12 +44,18 @@ def _extensions() -> list[Extension]:
         from Cython.Build import cythonize
     except ImportError:  # a build without Cython (it is in pyproject's build requirements)
         return []
+    from Cython.Compiler.Errors import CompileError
+
     modules = []
     for path in sources:
         layer = next(name for name, folder in LAYERS.items() if path.parts[0] == folder)
         dotted = ".".join(("logwarden", layer, *path.with_suffix("").parts[1:]))
-        modules.append(Extension(dotted, [str(path)], optional=True, extra_compile_args=["-O2"]))
-    return cythonize(modules, language_level=3, include_path=["."], quiet=True)
+        extension = Extension(dotted, [str(path)], optional=True, extra_compile_args=["-O2"])
+        try:  # one module that does not translate leaves the others built (its Python fallback runs)
+            modules += cythonize([extension], language_level=3, include_path=["."], quiet=True)
+        except CompileError as exc:
+            print(f"warning: {path} not compiled ({exc}); its pure-Python path will run", file=sys.stderr)
+    return modules
 
 
 PACKAGES, PACKAGE_DIR = _packages()

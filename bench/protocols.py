@@ -41,6 +41,7 @@ Usage::
     python bench/protocols.py --mode collector --protocols native-ndjson,otlp-protobuf,loki-protobuf \\
         [--seconds 15] [--clients 4] [--batch 1000]
     python bench/protocols.py --mode collector [--runs 3]   # every protocol, three runs, one collector each
+    python bench/protocols.py --mode collector --collectors 2   # two collectors sharing the ports
 """
 
 from __future__ import annotations
@@ -276,6 +277,8 @@ def accepted_of(protocol: str, status: int, answer: bytes, size: int) -> int:
     if protocol == "elasticsearch":
         if status != 200:
             return 0
+        if b'"errors":false' in answer[:64]:  # as Filebeat and Logstash do: the items only when errors is true
+            return size
         items = orjson.loads(answer)["items"]
         return sum(1 for item in items if "error" not in next(iter(item.values())))
     if protocol == "splunk":
@@ -338,20 +341,22 @@ async def forward_load(port: int, size: int, clients: int, seconds: float) -> di
     return _summary(accepted, time.perf_counter() - started, latencies, {})
 
 
-def accepted_metric(http_port: int, protocol: str) -> float:
+def accepted_metric(metric_ports: list[int], protocol: str) -> float:
     import requests
 
-    text = requests.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text
     pattern = rf'^logwarden_collector_records_accepted_total\{{protocol="{re.escape(protocol)}"\}} (\S+)$'
-    return sum(float(value) for value in re.findall(pattern, text, re.M))
+    return sum(float(value) for port in metric_ports
+               for value in re.findall(pattern, requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text,
+                                       re.M))
 
 
-def syslog_load(http_port: int, port: int, size: int, clients: int, seconds: float) -> dict:
-    """Octet-counted RFC 5424 streamed from ``clients`` connections for ``seconds``; what became durable."""
+def syslog_load(metric_ports: list[int], port: int, size: int, clients: int, seconds: float) -> dict:
+    """Octet-counted RFC 5424 streamed from ``clients`` connections for ``seconds``; what became durable (the
+    collectors' /metrics on ``metric_ports``)."""
     import threading
 
     made, _, _ = bodies("syslog", size, 16)
-    before = accepted_metric(http_port, "syslog-tcp")
+    before = accepted_metric(metric_ports, "syslog-tcp")
     sent = [0] * clients
     deadline = time.perf_counter() + seconds
 
@@ -373,7 +378,7 @@ def syslog_load(http_port: int, port: int, size: int, clients: int, seconds: flo
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    durable = int(accepted_metric(http_port, "syslog-tcp") - before)
+    durable = int(accepted_metric(metric_ports, "syslog-tcp") - before)
     return {"records_per_s": round(durable / elapsed), "accepted": durable, "sent": sum(sent),
             "seconds": round(elapsed, 2), "acknowledged": False}
 
@@ -409,9 +414,10 @@ async def load(port: int, protocol: str, size: int, clients: int, seconds: float
     return _summary(accepted, time.perf_counter() - started, latencies, {"statuses": statuses})
 
 
-def against_collector(names: list[str], size: int, clients: int, seconds: float, kind: type = Collector) -> dict:
+def against_collector(names: list[str], size: int, clients: int, seconds: float, kind: type = Collector,
+                      collectors: int = 1) -> dict:
     data = Path(tempfile.mkdtemp(prefix="lw-bench-protocols-"))
-    collector = kind(data)
+    collector = CollectorGroup(data, collectors) if collectors > 1 else kind(data)
     results: dict = {}
     try:
         collector.wait_ready()
@@ -424,7 +430,8 @@ def against_collector(names: list[str], size: int, clients: int, seconds: float,
             if name == "forward":
                 results[name] = asyncio.run(forward_load(collector.forward_port, size, clients, seconds))
             elif name == "syslog":
-                results[name] = syslog_load(collector.http_port, collector.syslog_port, size, clients, seconds)
+                results[name] = syslog_load(getattr(collector, "metric_ports", [collector.http_port]),
+                                            collector.syslog_port, size, clients, seconds)
             else:
                 results[name] = asyncio.run(load(collector.http_port, name, size, clients, seconds))
             results[name]["collector_peak_rss_mb"] = round(collector.peak_rss / 2**20, 1)
@@ -438,16 +445,21 @@ def against_collector(names: list[str], size: int, clients: int, seconds: float,
 
 
 class ProtocolsCollector(Collector):
-    """``logwarden collector`` (default configuration) with its HTTP, syslog and forward ports."""
+    """``logwarden collector`` (default configuration) with its HTTP, syslog and forward ports; as one of
+    several on the same ``ports`` (SO_REUSEPORT) with its own ``instance`` and ``admin_port``."""
 
-    def __init__(self, data: Path) -> None:  # noqa: D107 - replaces Collector's command
+    def __init__(self, data: Path, ports: tuple[int, int, int] | None = None, instance: str | None = None,
+                 admin_port: int | None = None) -> None:  # noqa: D107 - replaces Collector's command
         import threading
 
-        self.http_port, self.syslog_port, self.forward_port = free_port(), free_port(), free_port()
+        self.http_port, self.syslog_port, self.forward_port = ports or (free_port(), free_port(), free_port())
         self.tcp_port = None
+        self.metric_ports = [self.http_port if admin_port is None else admin_port]
         command = [sys.executable, "-m", "logwarden", "collector", "--data-dir", str(data),
                    "--http-port", str(self.http_port), "--no-tcp", "--syslog-port", str(self.syslog_port),
                    "--forward-port", str(self.forward_port)]
+        if ports is not None:
+            command += ["--reuse-port", "--admin-port", str(admin_port)] + (["--instance", instance] if instance else [])
         # its log to a file: a pipe nobody reads would stall it once full (a line per stream connection)
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log)
@@ -461,13 +473,46 @@ class ProtocolsCollector(Collector):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                if requests.get(f"http://127.0.0.1:{self.http_port}/health", timeout=1).ok:
+                if requests.get(f"http://127.0.0.1:{self.metric_ports[0]}/health", timeout=1).ok:
                     self._sampler.start()
                     return
             except requests.RequestException:
                 time.sleep(0.1)
         self.log.seek(0)
         raise RuntimeError(self.log.read().decode(errors="replace")[-5000:])
+
+
+class CollectorGroup:
+    """``count`` collectors on the same ports (as ``logwarden up --collectors N`` runs them): the kernel
+    spreads the clients' connections over them; CPU and peak RSS are their sums."""
+
+    def __init__(self, data: Path, count: int) -> None:  # noqa: D107
+        ports = (free_port(), free_port(), free_port())
+        self.members = [ProtocolsCollector(data, ports, f"c{n}" if n > 1 else None, free_port())
+                        for n in range(1, count + 1)]
+        self.http_port, self.syslog_port, self.forward_port = ports
+        self.tcp_port = None
+        self.metric_ports = [member.metric_ports[0] for member in self.members]
+
+    @property
+    def peak_rss(self) -> int:
+        return sum(member.peak_rss for member in self.members)
+
+    @peak_rss.setter
+    def peak_rss(self, value: int) -> None:
+        for member in self.members:
+            member.peak_rss = value
+
+    def wait_ready(self) -> None:
+        for member in self.members:
+            member.wait_ready()
+
+    def cpu_seconds(self) -> float:
+        return sum(member.cpu_seconds() for member in self.members)
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
 
 
 class MountedCollector(Collector):
@@ -548,6 +593,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="collector mode: duration per protocol")
     parser.add_argument("--clients", type=int, default=4, help="collector mode: concurrent keep-alive clients")
     parser.add_argument("--runs", type=int, default=1, help="collector/mounted mode: runs, a fresh collector each")
+    parser.add_argument("--collectors", type=int, default=1,
+                        help="collector mode: this many collectors on the same ports (SO_REUSEPORT), as "
+                             "`logwarden up --collectors N` runs them")
     args = parser.parse_args()
     if args.serve:
         serve(Path(args.data), args.port)
@@ -561,7 +609,7 @@ def main() -> None:
             results = decoders(names, args.batch, args.repeat)
         else:
             kind = MountedCollector if args.mode == "mounted" else ProtocolsCollector
-            results = against_collector(names, args.batch, args.clients, args.seconds, kind)
+            results = against_collector(names, args.batch, args.clients, args.seconds, kind, args.collectors)
         reference = results.get("native-ndjson", {}).get("records_per_s")
         for name, result in results.items():
             if reference and name != "native-ndjson" and "records_per_s" in result:
@@ -573,6 +621,7 @@ def main() -> None:
                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
         "records_per_body": args.batch,
         "clients": args.clients,
+        "collectors": args.collectors,
         "runs": runs,
         "goal_records_per_s": GOALS,
     }

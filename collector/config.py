@@ -114,6 +114,8 @@ class CollectorConfig:
     columnar: bool = True
     syslog_port_required: bool = False  # set when the syslog port was chosen explicitly
     forward_port_required: bool = False  # likewise for the forward port
+    reuse_port: bool = False  # set by --reuse-port: listen beside other collectors on the same ports
+    admin_port: int | None = None  # set by --admin-port: /health and /metrics of this collector alone
     batch: BatchPolicy = field(default_factory=BatchPolicy)
     skew: SkewLimits = field(default_factory=SkewLimits)
 
@@ -125,7 +127,7 @@ class CollectorConfig:
     @classmethod
     def keys(cls) -> tuple[str, ...]:
         """The keys the ``collector:`` section takes."""
-        hidden = ("skew", "syslog_port_required", "forward_port_required")
+        hidden = ("skew", "syslog_port_required", "forward_port_required", "reuse_port", "admin_port")
         return tuple(f.name for f in fields(cls) if f.name not in hidden) + ("timestamp_skew",)
 
     @classmethod

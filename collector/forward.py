@@ -26,6 +26,16 @@ when the record names none: the **first dot-separated part of the tag** by defau
 ``tag_service="last"`` takes the last part (``kube.var.log.containers.web`` -> ``web``),
 ``"full"`` the whole tag.
 
+Decoding: a PackedForward payload (also once decompressed) is read by a compiled decoder
+(``_forward_fast.pyx``) straight from its msgpack bytes into the declared columns, the attributes' JSON
+text and the records' lines, then validated column by column (``columns_batch``): the common records
+(text keys; text, number, boolean, null, map and array values; a level field, or a message no format
+detection would look at). Any other entry in a read (one without a message, a line to parse, binary or
+extension values, keys named like declared fields or ``tag``, invalid UTF-8, duplicate keys...), a
+Forward or Message mode message, or a batch the columnar checks are unsure of sends the read's
+messages through the Python decoder below, which gives the same batch and decides every error case.
+An install without the compiled module uses the Python decoder throughout.
+
 Limits: one message larger than ``max_message_bytes`` (also once decompressed), or bytes that are
 not a forward message, close the connection with a log line; what was decoded before it on the
 connection is kept (and acknowledged). Each connection is read, decoded and validated on its own
@@ -60,6 +70,7 @@ import orjson
 from logwarden.collector.batch import BatchDecoder, DecodedBatch
 from logwarden.collector.decoding import BodyError, RawRecord, decompress
 from logwarden.collector.ingest import Ingestor
+from logwarden.collector.protocols.records import columns_batch
 from logwarden.collector.mapping import (
     as_text, jsonable, message_text, native_from_parsed, rfc3339_from_ns, service_text,
 )
@@ -67,6 +78,12 @@ from logwarden.collector.wal import WalFailure
 from logwarden.common.auth import Authenticator
 from logwarden.common.records import load_log_schema
 from logwarden.formats import parse
+from logwarden.formats.levels import LEVEL_ORIGINAL, normalize
+
+try:
+    from logwarden.collector._forward_fast import Columns, packed_columns
+except ImportError:  # built without a C compiler: the Python decoder reads everything
+    Columns = packed_columns = None
 
 log = logging.getLogger(__name__)
 PROTOCOL = "forward"
@@ -272,6 +289,7 @@ class ForwardSession:
         self.index = 0
         self.nonce: bytes | None = os.urandom(16) if options.shared_keys else None
         self.tenant: str | None = None  # set by the handshake
+        self._fast: _FastPacked | None = None  # the compiled decoder's messages of the current read
 
     def helo(self) -> bytes:
         """The ``HELO`` the server sends first when the handshake is required."""
@@ -285,6 +303,7 @@ class ForwardSession:
         """Decode what ``chunk`` completes; validation included (run it off the event loop)."""
         fed = Fed()
         records: list[ForwardRecord] = []
+        self._fast = _FastPacked(self.decoder) if packed_columns is not None else None
         try:
             self.unpacker.feed(chunk)
         except msgpack.BufferFull:
@@ -309,6 +328,10 @@ class ForwardSession:
         except Exception as exc:  # noqa: BLE001 - a decoding bug must end this connection only
             log.exception("forward: decoding failed")
             fed.error = f"internal error while decoding: {type(exc).__name__}"
+        if self._fast is not None and self._fast.messages and not records:
+            fed.batch = self._fast.batch(self.decoder)
+        if fed.batch is None and self._fast is not None and self._fast.messages:
+            self._slow_path(records)
         if records:
             fed.batch = self.decoder.mapped(records)
             for raw, _ in fed.batch.rejected:
@@ -345,15 +368,27 @@ class ForwardSession:
             entries, option = second, _option(message, 2)
         elif isinstance(second, (bytes, str)):  # PackedForward: [tag, bin, option]
             option = _option(message, 2)
-            entries = self._packed(second, option)
+            payload = self._payload(second, option)
+            service = tag_service(tag, self.options.tag_service)
+            if self._fast is not None and not records:
+                count = self._fast.add(payload, tag, service, self.index)
+                if count >= 0:
+                    self.index += count
+                    return None if option is None else option.get("chunk")
+            self._slow_path(records)
+            entries = self._entries(payload)
         else:  # Message: [tag, time, record, option]
             if len(message) < 3:
                 raise ForwardError("a message [tag, time, record] lacks its record")
             entries, option = [[second, message[2]]], _option(message, 3)
         service = tag_service(tag, self.options.tag_service)
-        for entry in entries:
-            index = self.index
-            self.index += 1
+        self._slow_path(records)
+        self.index = self._records(entries, tag, service, records, self.index)
+        return None if option is None else option.get("chunk")
+
+    def _records(self, entries: list, tag: str, service: str, records: list[ForwardRecord], first: int) -> int:
+        """Append the records of ``entries``, numbered from ``first``; the next number."""
+        for index, entry in enumerate(entries, first):
             if not isinstance(entry, list) or len(entry) != 2:
                 records.append(ForwardRecord(index, b"", error="an entry is an array [time, record]",
                                              entry=[tag, entry]))
@@ -382,10 +417,18 @@ class ForwardSession:
             value.update(extras)  # the tag at least: never empty
             records.append(ForwardRecord(index, b"", value, line=head[:-1] + b"," + attributes[1:],
                                          entry=[tag, time_value, record], attributes_text=attributes.decode()))
-        return None if option is None else option.get("chunk")
+        return first + len(entries)
 
-    def _packed(self, payload: bytes | str, option: dict | None) -> list:
-        """The entries of a (compressed) PackedForward payload; ForwardError when it is corrupt."""
+    def _slow_path(self, records: list[ForwardRecord]) -> None:
+        """The rest of this read takes the Python decoder: the messages the compiled decoder read become
+        records first (in their place)."""
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            for payload, tag, service, index in fast.messages:
+                self._records(self._entries(payload), tag, service, records, index)
+
+    def _payload(self, payload: bytes | str, option: dict | None) -> bytes:
+        """The bytes of a PackedForward payload, decompressed; ForwardError when it cannot be."""
         if isinstance(payload, str):  # sent as msgpack str: the bytes as they came
             payload = payload.encode("utf-8", "surrogateescape")
         if option is not None and option.get("compressed") not in (None, "text"):
@@ -397,6 +440,10 @@ class ForwardSession:
                 raise ForwardError(f"a decompressed PackedForward exceeds the {self.max_bytes}-byte limit") from None
             except BodyError as exc:
                 raise ForwardError(f"cannot decompress a PackedForward: {exc}") from None
+        return payload
+
+    def _entries(self, payload: bytes) -> list:
+        """The entries of a PackedForward payload; ForwardError when it is corrupt."""
         reader = unpacker(max(len(payload), 1))
         reader.feed(payload)
         entries = []
@@ -408,6 +455,54 @@ class ForwardSession:
             raise ForwardError("a PackedForward payload ends inside an entry")
         return entries
 
+
+
+class _FastPacked:
+    """The PackedForward messages of one read decoded by the compiled decoder, as columns; the messages
+    are kept to be decoded again by the Python code when the columns cannot make the batch."""
+
+    def __init__(self, decoder: BatchDecoder) -> None:
+        limits = decoder.validator.limits
+        self.columns = Columns(_STRUCTURED.search, _level_entry, limits.max_fields, limits.max_depth)
+        self.messages: list[tuple[bytes, str, str, int]] = []  # payload, tag, service, first index
+        self.count = 0
+
+    def add(self, payload: bytes, tag: str, service: str, index: int) -> int:
+        """Decode the entries of ``payload``: how many, or -1 when some entry needs the Python decoder."""
+        count = packed_columns(payload, self.columns, orjson.dumps(tag), service)
+        if count >= 0:
+            self.messages.append((payload, tag, service, index))
+            self.count += count
+        return count
+
+    def batch(self, decoder: BatchDecoder) -> DecodedBatch | None:
+        """The validated batch, equal to what ``decoder.mapped`` makes of the Python decoder's records, or
+        None when the per-record path must decide (or there is no record)."""
+        if not self.count:
+            return None
+        columns = self.columns
+        table_columns = {
+            "timestamp": columns.timestamp, "level": columns.level,
+            "service": columns.service, "message": columns.message,
+        }
+        for name in ("user_id", "request_id", "error_code", "duration_ms"):
+            values = getattr(columns, name)
+            if any(value is not None for value in values):
+                table_columns[name] = values
+        return columns_batch(decoder, self.count, table_columns, columns.attributes, columns.payload())
+
+
+def _level_entry(value: str) -> tuple[str, bytes | None] | bool:
+    """The level word the columnar check makes of ``value`` and the ``{"level_original": ...}`` text it
+    then adds to the attributes (None: unchanged); False when the compiled decoder leaves it to Python
+    (it names no level, or its text would not be appended as the batch decoder appends it)."""
+    word = normalize(value)
+    if word is None:
+        return False
+    if word == value:
+        return word, None
+    added = orjson.dumps({LEVEL_ORIGINAL: value})
+    return (word, added) if added.count(b'":') == 1 else False
 
 
 def _option(message: list, position: int) -> dict | None:
@@ -498,10 +593,12 @@ class ForwardListener:
         self._closing = False
 
     async def start(
-        self, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+        self, host: str, port: int, ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False
     ) -> asyncio.base_events.Server:
-        """Listen on ``host:port`` (TLS when ``ssl_context`` is given)."""
-        return await asyncio.start_server(self.handle, host, port, ssl=ssl_context, limit=READ_SIZE, backlog=1024)
+        """Listen on ``host:port`` (TLS when ``ssl_context`` is given; ``reuse_port``: beside other
+        collectors on the same port)."""
+        return await asyncio.start_server(self.handle, host, port, ssl=ssl_context, limit=READ_SIZE, backlog=1024,
+                                          reuse_port=reuse_port or None)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one connection until the peer closes, idles out, errs, or the collector stops."""

@@ -62,6 +62,16 @@ class HttpApi:
         app.router.add_get("/openapi.yaml", self.openapi)
         return app
 
+    def admin_app(self) -> web.Application:
+        """``/health``, ``/ready`` and ``/metrics`` of this collector alone, for its own port when several
+        collectors share the ingest ports (the supervisor probes it, Prometheus scrapes it)."""
+        app = web.Application()
+        protect(app, self.auth, error_body=_error_body)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/ready", self.ready)
+        app.router.add_get("/metrics", self.metrics_page)
+        return app
+
     def _ingest_tenant(self, request: web.Request) -> str:
         return principal(request).ingest_tenant(self.auth.default_tenant)
 

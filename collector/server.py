@@ -16,6 +16,7 @@ from logwarden.collector.forward import ForwardListener
 from logwarden.collector.guard import ConnectionGuard, refusal_counter
 from logwarden.collector.http_server import HttpApi
 from logwarden.collector.ingest import Ingestor
+from logwarden.collector.instances import adopt_orphans, hold_wal
 from logwarden.collector.metrics import CollectorMetrics
 from logwarden.collector.sources import SourcesConfig
 from logwarden.collector.sources.local import FileSources
@@ -39,6 +40,8 @@ class CollectorServer:
     def __init__(self, paths: DataDir, config: CollectorConfig, auth: AuthConfig | None = None,
                  sources: SourcesConfig | None = None) -> None:
         self.paths = paths.create()
+        self._wal_lock = hold_wal(paths)  # WalTaken when another collector runs on this write-ahead log
+        adopt_orphans(paths)  # segments of a collector instance that no longer runs (first collector only)
         self.config = config
         self.ssl_context = server_context(config.tls)
         validator = RecordValidator(skew=config.skew, limits=config.limits)
@@ -61,13 +64,18 @@ class CollectorServer:
             stream_networks=config.stream_networks,
         )
         self.executor = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode")
-        # log files of the ``sources:`` section; built before the write-ahead log recovers (see sources/local.py)
+        # log files of the ``sources:`` section; built before the write-ahead log recovers (see sources/local.py);
+        # read by the first collector only, so that several collectors on one data dir do not all tail them
+        if paths.instance is not None and sources:
+            log.info("collector instance %s leaves the sources: section to the first collector", paths.instance)
+            sources = None
         self.sources = FileSources.for_collector(sources, self.ingestor, paths, config.default_tenant,
                                                  config.spool_high_water)
         closed = refusal_counter(self.ingestor.metrics.registry)
         self.guard = ConnectionGuard(config.header_timeout, config.max_connections_per_client,
                                      on_refused=lambda reason: closed.labels(reason).inc())
         self._runner: web.AppRunner | None = None
+        self._admin: web.AppRunner | None = None
         self._servers: list[asyncio.base_events.Server] = []
         self._listeners: list[StreamListener] = []
         self._udp: tuple[asyncio.DatagramTransport, SyslogUdpProtocol] | None = None
@@ -75,6 +83,7 @@ class CollectorServer:
         self.tcp_port = config.tcp_port
         self.syslog_port = config.syslog_port
         self.forward_port = config.forward_port
+        self.admin_port: int | None = None
         self._forward: ForwardListener | None = None
 
     async def start(self) -> None:
@@ -88,11 +97,12 @@ class CollectorServer:
                                      auto_decompress=False)
         await self._runner.setup()
         self.guard.attach(self._runner.server)  # header timeout, per-client connection limit
-        site = web.TCPSite(
-            self._runner, host, self.config.http_port, backlog=1024, ssl_context=self.ssl_context
-        )
+        site = web.TCPSite(self._runner, host, self.config.http_port, backlog=1024, ssl_context=self.ssl_context,
+                           reuse_port=self.config.reuse_port or None)
         await site.start()
         self.http_port = site._server.sockets[0].getsockname()[1]
+        if self.config.admin_port is not None:
+            self.admin_port = await self._start_admin(api, host)
         if self.config.tcp_port is not None:
             self.tcp_port = await self._listen("ndjson-tcp", self.config.tcp_port)
         if self.config.syslog_port is not None:
@@ -123,12 +133,20 @@ class CollectorServer:
             self.forward_port,
         )
 
+    async def _start_admin(self, api: HttpApi, host: str) -> int:
+        """This collector's own /health, /ready and /metrics port; the port bound."""
+        self._admin = web.AppRunner(api.admin_app(), access_log=None, handle_signals=False)
+        await self._admin.setup()
+        site = web.TCPSite(self._admin, host, self.config.admin_port, ssl_context=self.ssl_context)
+        await site.start()
+        return site._server.sockets[0].getsockname()[1]
+
     async def _start_forward(self, host: str) -> None:
         """Fluent forward; a default port that is taken is skipped with a message (as syslog's)."""
         listener = ForwardListener(self.ingestor, self.auth, self.executor, self.config.idle_timeout,
                                    self.config.forward)
         try:
-            server = await listener.start(host, self.config.forward_port, self.ssl_context)
+            server = await listener.start(host, self.config.forward_port, self.ssl_context, self.config.reuse_port)
         except OSError as exc:
             if self.config.forward_port_required:
                 raise
@@ -146,7 +164,7 @@ class CollectorServer:
             protocol = SyslogUdpProtocol(self.ingestor, self.auth)
             try:
                 transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-                    lambda: protocol, local_addr=(host, port)
+                    lambda: protocol, local_addr=(host, port), reuse_port=self.config.reuse_port or None
                 )
             except OSError:
                 server = self._servers.pop()
@@ -158,7 +176,7 @@ class CollectorServer:
 
     async def _listen(self, protocol: str, port: int) -> int:
         listener = StreamListener(protocol, self.ingestor, self.auth, self.executor, self.config.idle_timeout)
-        server = await listener.start(self.config.host, port, self.ssl_context)
+        server = await listener.start(self.config.host, port, self.ssl_context, self.config.reuse_port)
         self._listeners.append(listener)
         self._servers.append(server)
         return server.sockets[0].getsockname()[1]
@@ -176,6 +194,8 @@ class CollectorServer:
             await self._forward.close_connections()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._admin is not None:
+            await self._admin.cleanup()
         if self.sources is not None:
             await self.sources.stop()
         await self.ingestor.stop()

@@ -141,11 +141,11 @@ class StreamListener:
         return NdjsonSession(self.ingestor.decoder)
 
     async def start(
-        self, host: str, port: int, ssl_context: ssl.SSLContext | None
+        self, host: str, port: int, ssl_context: ssl.SSLContext | None, reuse_port: bool = False
     ) -> asyncio.base_events.Server:
-        """Listen on ``host:port``."""
+        """Listen on ``host:port`` (``reuse_port``: beside other collectors on the same port)."""
         return await asyncio.start_server(
-            self.handle, host, port, ssl=ssl_context, limit=READ_SIZE, backlog=1024
+            self.handle, host, port, ssl=ssl_context, limit=READ_SIZE, backlog=1024, reuse_port=reuse_port or None
         )
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import orjson
 
+from logwarden.common.atomic import fsync_path
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -46,15 +48,7 @@ def append_lines(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     if not size:
-        _fsync_folder(path.parent)  # a new file: make its name durable
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_path(path.parent)  # a new file: make its name durable
 
 
 def read_lines(path: Path, parse: Callable[[bytes], T] = orjson.loads) -> Iterator[T]:

@@ -315,9 +315,14 @@ class PipelineHealth:
         return next((self.links[n] for n in names if n in self.links), None)
 
     def _scrape(self, url: str | None) -> str | None:
-        """The text of a /metrics page; None when there is none or it does not answer."""
+        """The text of a /metrics page; None when there is none or it does not answer. Several URLs
+        separated by ", " (one per collector of ``up --collectors N``): the pages that answer, one after the
+        other (their counters then add up)."""
         if url is None:
             return None
+        if ", " in url:
+            texts = [text for text in map(self._scrape, url.split(", ")) if text is not None]
+            return "\n".join(texts) if texts else None
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=self.timeout,

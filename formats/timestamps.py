@@ -51,18 +51,23 @@ def _micro(fraction: str | None) -> int:
     return int(fraction[:6].ljust(6, "0"))
 
 
-def _offset(text: str | None) -> timezone:
-    """Turn ``Z``, ``+02:00``, ``+0200`` or ``-07`` into a timezone (UTC when absent)."""
+def _offset(text: str | None) -> timezone | None:
+    """Turn ``Z``, ``+02:00``, ``+0200`` or ``-07`` into a timezone (UTC when absent); None for an offset out
+    of range (hours past 23 or minutes past 59, e.g. ``+24:00``: the timestamp is then unreadable)."""
     if not text or text in ("Z", "z", "UTC"):
         return UTC
     sign = -1 if text[0] == "-" else 1
     digits = text[1:].replace(":", "")
-    minutes = int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) >= 4 else 0)
-    return timezone(sign * timedelta(minutes=minutes))
+    hours, minutes = int(digits[:2]), (int(digits[2:4]) if len(digits) >= 4 else 0)
+    if hours > 23 or minutes > 59:
+        return None
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
-def _build(y: int, mo: int, d: int, h: int, mi: int, s: int, us: int, tz: timezone) -> datetime | None:
-    """Build a UTC datetime, or None when the fields are out of range."""
+def _build(y: int, mo: int, d: int, h: int, mi: int, s: int, us: int, tz: timezone | None) -> datetime | None:
+    """Build a UTC datetime, or None when the fields (or the offset) are out of range."""
+    if tz is None:
+        return None
     try:
         return datetime(y, mo, d, h, mi, min(s, 59), us, tzinfo=tz).astimezone(UTC)
     except (ValueError, OverflowError):

@@ -82,6 +82,8 @@ class StackOptions:
     ray_address: str | None = None
     ray_dashboard_port: int | None = 8265
     collector: bool = True
+    collectors: int = 1  # collector processes on the same ports (SO_REUSEPORT)
+    collector_admin_port: int = 8090  # with several collectors: the first one's /health and /metrics port (+1 each)
     demo: bool = False
     demo_speed: float = 10.0
     demo_incidents: bool = True
@@ -96,6 +98,11 @@ class StackOptions:
         self.tcp_port = collector.tcp_port if self.tcp_port is None else self.tcp_port
         if self.idle_advance_after is None:
             self.idle_advance_after = monitoring.idle_advance_after
+        if self.collectors < 1:
+            raise ValueError(f"--collectors {self.collectors}: at least one")
+        if self.collectors > 1 and 0 in (self.http_port, self.tcp_port, self.collector_syslog_port,
+                                         self.collector_forward_port):
+            raise ValueError("several collectors share their ports: give fixed port numbers, not 0")
 
     @property
     def collector_syslog_port(self) -> int | None:
@@ -121,7 +128,7 @@ class Stack:
         self.scheme = "https" if self.tls is not None else "http"
         self.server_ssl = self.client_ssl = None
         self.rules: RulesFile = place_ml_rules(load_rules(options.rules_path), self.paths)
-        self.collector: CollectorProcess | None = None
+        self.collectors: list[CollectorProcess] = []
         self.dask: DaskConnection | None = None
         self.ray: RayConnection | None = None
         self.pool = None
@@ -167,10 +174,7 @@ class Stack:
         if opts.demo and self.auth_config.tokens and demo_token is None:
             raise RuntimeError("the demo needs a token with role ingest or admin in the configuration")
         if opts.collector:
-            self.collector = CollectorProcess(self.paths.root, opts.host, opts.http_port, opts.tcp_port,
-                                              opts.config_path, self.paths.run / "collector.log", opts.syslog_port,
-                                              ssl_context=self.client_ssl, forward_port=opts.forward_port)
-            self.collector.start()
+            self._start_collectors()
         self.dask = DaskConnection.open(opts.dask_scheduler, opts.dask_workers, opts.dask_dashboard_port, opts.host,
                                         adaptive_max=opts.adaptive_max, spool_dir=self.paths.spool)
         self.ray = RayConnection.open(opts.ray_address, opts.ray_dashboard_port, opts.host, num_cpus=2)
@@ -191,6 +195,21 @@ class Stack:
                                     (opts.host, opts.tcp_port), speed=opts.demo_speed, incidents=opts.demo_incidents,
                                     token=demo_token, ssl_context=self.client_ssl)
             self.demo.start()
+
+    def _start_collectors(self) -> None:
+        """One collector, or ``collectors`` of them on the same ports: the first with the plain write-ahead
+        log, the others as instances c2, c3 ... each probed on its own admin port."""
+        opts = self.options
+        several = opts.collectors > 1
+        for number in range(1, opts.collectors + 1):
+            instance = f"c{number}" if number > 1 else None
+            log_name = f"collector-{instance}.log" if instance else "collector.log"
+            collector = CollectorProcess(
+                self.paths.root, opts.host, opts.http_port, opts.tcp_port, opts.config_path, self.paths.run / log_name,
+                opts.syslog_port, ssl_context=self.client_ssl, forward_port=opts.forward_port, instance=instance,
+                admin_port=opts.collector_admin_port + number - 1 if several else None, reuse_port=several)
+            collector.start()
+            self.collectors.append(collector)
 
     def _start_monitoring_and_alerting(self) -> None:
         """Detectors (Ray actors), the alert service, the API, rule reloads and ML retraining."""
@@ -275,7 +294,9 @@ class Stack:
             "collector (syslog TCP/UDP)": f"{opts.host}:{opts.collector_syslog_port}{' (TCP over TLS)' if tls else ''}",
             "collector (Fluent forward)": f"{opts.host}:{opts.collector_forward_port}{tls}",
             "collector (OTLP, Loki, ES bulk, HEC)": f"{self.scheme}://{opts.host}:{opts.http_port}",
-            "collector metrics": f"{self.scheme}://{opts.host}:{opts.http_port}/metrics",
+            "collector metrics": f"{self.scheme}://{opts.host}:{opts.http_port}/metrics" if opts.collectors == 1 else
+            ", ".join(f"{self.scheme}://{opts.host}:{opts.collector_admin_port + n}/metrics"
+                      for n in range(opts.collectors)),
         } if opts.collector else {}
         return {
             **collector,
@@ -327,11 +348,16 @@ class Stack:
             log.exception("self-rules check failed")
 
     def metrics_urls(self) -> dict[str, str]:
-        """The Prometheus endpoint of each process: the collector's and the driver's (the API's)."""
+        """The Prometheus endpoint of each process: the collectors' (each on its admin port when there are
+        several: ``collector``, ``collector-c2`` ...) and the driver's (the API's)."""
         opts = self.options
         urls = {"driver": f"{self.api.base_url}/metrics"} if self.api else {}
-        if opts.collector:
+        if opts.collector and opts.collectors == 1:
             urls["collector"] = f"{self.scheme}://{opts.host}:{opts.http_port}/metrics"
+        elif opts.collector:
+            for number in range(1, opts.collectors + 1):
+                name = "collector" if number == 1 else f"collector-c{number}"
+                urls[name] = f"{self.scheme}://{opts.host}:{opts.collector_admin_port + number - 1}/metrics"
         return urls
 
     def _flush_digests(self) -> None:
@@ -369,8 +395,8 @@ class Stack:
         are idle."""
         self._check_lost_cluster()
         self._check_self_rules()
-        if self.collector:
-            self.collector.ensure_running()
+        for collector in self.collectors:
+            collector.ensure_running()
         with self._event_lock:
             idle = time.monotonic() - self._last_batch_at
             newest = self._max_event_us
@@ -416,8 +442,8 @@ class Stack:
             self.retrain.stop()
         if self.verdict_trainer:
             self.verdict_trainer.stop()
-        if self.collector:
-            self.collector.stop()
+        for collector in self.collectors:
+            collector.stop()
         if self.watcher:
             self.watcher.stop()
         if self.processor:
@@ -437,7 +463,8 @@ class Stack:
             self.dask.close()
         if self._owns_stack_file:
             (self.paths.run / STACK_FILE).unlink(missing_ok=True)
-        self.demo = self.collector = self.watcher = self.processor = self.pool = self.alerts = self.api = None
+        self.demo = self.watcher = self.processor = self.pool = self.alerts = self.api = None
         self.forwarder = None
+        self.collectors = []
         self.dashboard = self.retention = self.retrain = self.verdict_trainer = None
         self.ray = self.dask = None

@@ -30,11 +30,16 @@ class CollectorProcess:
     notice) is stopped before a new one starts on the same data dir and ports.
 
     The child reads the same config file, so it serves TLS when a certificate is configured; its
-    health is then probed over https with ``ssl_context`` (which trusts that certificate)."""
+    health is then probed over https with ``ssl_context`` (which trusts that certificate).
+
+    One of several collectors on the same ports (``logwarden up --collectors N``): ``reuse_port``, an
+    ``instance`` name (its own write-ahead log; None for the first) and an ``admin_port`` where its own
+    health is probed (the shared port would answer for any of them)."""
 
     def __init__(self, data_dir: Path, host: str, http_port: int, tcp_port: int | None, config: str | None,
                  log_path: Path, syslog_port: int | None = None, ssl_context: ssl.SSLContext | None = None,
-                 forward_port: int | None = None) -> None:
+                 forward_port: int | None = None, *, instance: str | None = None, admin_port: int | None = None,
+                 reuse_port: bool = False) -> None:
         self.command = [sys.executable, "-m", "logwarden", "collector", "--data-dir", str(data_dir),
                         "--host", host, "--http-port", str(http_port)]
         self.command += ["--no-tcp"] if tcp_port is None else ["--tcp-port", str(tcp_port)]
@@ -44,12 +49,20 @@ class CollectorProcess:
             self.command += ["--forward-port", str(forward_port)]
         if config:
             self.command += ["--config", config]
+        if instance:
+            self.command += ["--instance", instance]
+        if reuse_port:
+            self.command += ["--reuse-port"]
+        if admin_port is not None:
+            self.command += ["--admin-port", str(admin_port)]
+        self.name = f"collector {instance}" if instance else "collector"
         self._opener = local_opener(ssl_context)
         probe_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
         probe_host = f"[{probe_host}]" if ":" in probe_host else probe_host
-        self.health_url = f"{'https' if ssl_context else 'http'}://{probe_host}:{http_port}/health"
+        probe_port = http_port if admin_port is None else admin_port
+        self.health_url = f"{'https' if ssl_context else 'http'}://{probe_host}:{probe_port}/health"
         self.log_path = log_path
-        self.pid_path = log_path.parent / "collector.pid"
+        self.pid_path = log_path.parent / (f"collector-{instance}.pid" if instance else "collector.pid")
         self.process: subprocess.Popen | None = None
         self.restarts = 0
         self.orphans_stopped = 0
@@ -66,11 +79,11 @@ class CollectorProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"collector exited with {self.process.returncode}; see {self.log_path}")
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
             if self._healthy():
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"collector did not answer {self.health_url} within {timeout:.0f}s")
+        raise RuntimeError(f"{self.name} did not answer {self.health_url} within {timeout:.0f}s")
 
     def _write_pid(self, pid: int) -> None:
         try:
@@ -98,7 +111,7 @@ class CollectorProcess:
         proc = self.orphan()
         if proc is None:
             return False
-        log.warning("a collector (pid %d) left over by a previous run still runs; stopping it", proc.pid)
+        log.warning("a %s (pid %d) left over by a previous run still runs; stopping it", self.name, proc.pid)
         try:
             proc.terminate()
             proc.wait(timeout)
@@ -124,7 +137,7 @@ class CollectorProcess:
     def ensure_running(self) -> None:
         """Restart the collector if it died (its write-ahead log recovers what it acknowledged)."""
         if self.process is not None and not self.alive():
-            log.error("collector exited with %s; restarting", self.process.returncode)
+            log.error("%s exited with %s; restarting", self.name, self.process.returncode)
             self.restarts += 1
             self.start()
 
@@ -136,7 +149,7 @@ class CollectorProcess:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            log.error("collector did not stop within %.0fs; killing it", timeout)
+            log.error("%s did not stop within %.0fs; killing it", self.name, timeout)
             self.process.kill()
             self.process.wait()
         self.pid_path.unlink(missing_ok=True)

@@ -87,6 +87,8 @@ def test_the_wheel_holds_one_import_name_and_the_schemas(wheel: Path) -> None:
     assert "logwarden/collector/openapi.yaml" in names
     for layer in ("collector", "processing", "monitoring", "alerting", "storage", "dashboard", "formats", "common"):
         assert f"logwarden/{layer}/__init__.py" in names, layer
+    compiled = {Path(n).name.split(".")[0] for n in names if n.endswith(".so")}
+    assert {"_otlp_wire", "_loki_wire", "_forward_fast", "_jsontext"} <= compiled, sorted(compiled)  # the decoders
 
 
 def test_the_installed_wheel_imports_logwarden_only_and_reads_its_own_schemas(venv: Path, tmp_path: Path) -> None:

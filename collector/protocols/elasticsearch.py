@@ -20,6 +20,15 @@ numbers; the time of receipt when absent), ``log.level`` -> ``level`` (INFO when
 ``duration_ms``. Dotted keys and nested objects are both read. Every other field is kept as an
 attribute, as sent; a field named like a record field that the mapping did not use is kept as
 ``<name>_original``.
+
+The fast path (``decode_batch``) is compiled (``_esbulk.pyx``): when every item of the body is a
+``create``/``index`` pair whose document the compiled scanner vouches for, the documents are read
+straight into the declared columns, the attributes text and the NDJSON lines, exactly what
+``ecs_record`` and ``orjson`` make of them (same table, same payload bytes, same attribute order),
+then validated column by column. Any other body (an unknown or ``delete``/``update`` action, a
+malformed pair, a document that is not a JSON object, duplicate keys, a mapped field the mapping
+would convert, a record the batch validation would check on its own...) takes the Python decoder,
+which also answers every error case. Without the compiled module, the Python decoder runs always.
 """
 
 from __future__ import annotations
@@ -39,7 +48,13 @@ from logwarden.collector.mapping import (
 from logwarden.collector.batch import BatchDecoder, DecodedBatch
 from logwarden.collector.protocols.base import HttpProtocol, ProtocolAnswer, ProtocolRequest, register_protocol
 from logwarden.collector.protocols.peritem import decode_items_batch, items_of
+from logwarden.collector.protocols.records import columns_batch
 from logwarden.common.records import load_log_schema
+
+try:
+    from logwarden.collector.protocols._esbulk import bulk_documents
+except ImportError:  # built without a C compiler: the Python decoder does it all
+    bulk_documents = None
 
 #: The version this endpoint reports (an 8.x cluster: the clients and Beats of 8.x accept it).
 VERSION = "8.19.0"
@@ -60,6 +75,41 @@ ERROR_TYPES = {
 #: The record fields the schema declares (a document field of the same name is kept as ``<name>_original``).
 DECLARED = tuple(load_log_schema().get("properties", {}))
 _ACTION_CACHE = 256  # distinct action lines remembered per request (shippers repeat one action line)
+_FAST_ITEMS = "_logwarden_bulk_items"  # where the compiled fast path keeps the items for the answer
+_SHARDS = b'"_version":1,"result":"created","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":'
+
+
+@dataclass(frozen=True)
+class FastItems:
+    """The items of a body the compiled fast path decoded: ``(op, index, id)`` each (``id`` None when
+    generated: ``<prefix><number in hex>``), for the answer."""
+
+    items: list[tuple[str, str, str | None]]
+    id_prefix: str
+    started: float
+
+    def bulk_items(self) -> list["BulkItem"]:
+        """The items as :class:`BulkItem` objects (what the per-item answer reads)."""
+        out = []
+        for number, (op, es_index, es_id) in enumerate(self.items):
+            out.append(BulkItem(number, b"", op=op, es_index=es_index,
+                                es_id=f"{self.id_prefix}{number:x}" if es_id is None else es_id))
+        if out:
+            out[0].started = self.started
+        return out
+
+    def created(self) -> bytes:
+        """The ``items`` of the answer when every item was created, as ``orjson`` writes them."""
+        heads: dict[tuple[str, str], bytes] = {}
+        prefix = self.id_prefix
+        parts = []
+        for number, (op, es_index, es_id) in enumerate(self.items):
+            head = heads.get((op, es_index))
+            if head is None:
+                head = heads[(op, es_index)] = b'{"' + op.encode() + b'":{"_index":' + orjson.dumps(es_index)
+            text = f'"{prefix}{number:x}"'.encode() if es_id is None else orjson.dumps(es_id)
+            parts.append(b"%b,\"_id\":%b,%b%d,\"_primary_term\":1,\"status\":201}}" % (head, text, _SHARDS, number))
+        return b",".join(parts)
 
 
 @dataclass
@@ -166,6 +216,11 @@ def ecs_record(doc: dict[str, Any], index: str, received: str) -> tuple[dict[str
     return record, doc
 
 
+def _action_of(line: bytes, number: int) -> tuple[str, dict]:
+    """An action line read as the Python decoder reads it (BodyError when malformed)."""
+    return ElasticsearchBulk._action(line, number, {})
+
+
 @register_protocol
 class ElasticsearchBulk(HttpProtocol):
     """``POST /_bulk``: Elasticsearch's bulk API for log shippers."""
@@ -194,8 +249,32 @@ class ElasticsearchBulk(HttpProtocol):
         return self.items(request.body, request.match_info.get("index"))
 
     def decode_batch(self, request: ProtocolRequest, decoder: BatchDecoder) -> DecodedBatch:
-        """The items validated as one batch (``BatchDecoder.mapped``), kept for the per-item answer."""
+        """The items validated as one batch: compiled when the body allows, else ``BatchDecoder.mapped``
+        on the Python decoder's items; the items are kept for the per-item answer."""
+        if bulk_documents is not None and decoder.columnar is not None and request.path.endswith("/_bulk"):
+            batch = self.compiled_batch(request, decoder)
+            if batch is not None:
+                return batch
         return decode_items_batch(self, request, decoder)
+
+    def compiled_batch(self, request: ProtocolRequest, decoder: BatchDecoder) -> DecodedBatch | None:
+        """The batch of the compiled decoder, or None when the body needs the Python decoder."""
+        started = time.monotonic()
+        body = request.body
+        if body.startswith(BOM):
+            body = body[3:]
+        limits = decoder.validator.limits
+        decoded = bulk_documents(
+            body, request.match_info.get("index"), now_rfc3339(), limits.max_fields, limits.max_depth, _action_of
+        )
+        if decoded is None:
+            return None
+        columns, attributes, payload, items = decoded
+        batch = columns_batch(decoder, len(items), columns, attributes, payload, merge="absent")
+        if batch is not None:
+            fast = FastItems(items, secrets.token_urlsafe(9), started)
+            object.__setattr__(request, _FAST_ITEMS, fast)  # the request is frozen; the answer reads them
+        return batch
 
     def items(self, body: bytes, default_index: str | None) -> list[RawRecord]:
         """The items of an NDJSON bulk body; BodyError when an action line is malformed."""
@@ -296,6 +375,13 @@ class ElasticsearchBulk(HttpProtocol):
         path = request.path
         if not path.endswith("/_bulk"):
             return self._probe(request)
+        fast = getattr(request, _FAST_ITEMS, None) if not records else None
+        if fast is not None:
+            if not result.rejected_indexes:
+                took = int((time.monotonic() - fast.started) * 1000)
+                body = b'{"took":%d,"errors":false,"items":[%b]}' % (took, fast.created())
+                return ProtocolAnswer(200, body, headers=dict(PRODUCT_HEADERS))
+            records = fast.bulk_items()
         records = items_of(request, records)
         started = getattr(records[0], "started", None) if records else None
         rejected = set(result.rejected_indexes)

@@ -20,6 +20,16 @@ Each entry becomes one record:
 - attributes: the other stream labels and the structured metadata under their names, then the line's
   fields (on a clash, the line's field is kept as ``attributes.<name>``).
 
+Decoding: a compiled decoder (``_loki_wire.pyx``) reads a protobuf push's streams and entries from the
+bytes (a JSON push's from ``orjson``'s objects) into the declared columns, the attributes' JSON text and
+the records' lines, which go through the columnar checks (``columns_batch``); a stream's labels are
+read once, here. It reads the lines of the
+two usual shapes itself (free text no sniffer takes; ``key=value`` logfmt on a stream with a level
+label, see its docstring) and hands any other line to the Python code below, one entry at a time. The
+batch is the same as the Python decoder's; when a record needs the per-record path (a timestamp out of
+range, a stream whose labels cannot be read, a malformed body...), or the compiled module is not built,
+or the schema is not the standard one, the whole body is decoded by the Python code, which decides.
+
 Answers are Loki's: 204 when every entry is stored. When some entries are rejected, Loki stores the
 valid ones and answers 400 with the last validation error as text (its distributor keeps pushing the
 valid streams and returns the error afterwards); logwarden does the same, durable valid entries and a
@@ -30,6 +40,7 @@ carry ``Retry-After`` and are retried by the clients.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Iterable
 
@@ -45,11 +56,21 @@ from logwarden.collector.protocols.records import (
     NativeRecords,
     Schema,
     Shared,
+    _texts,
+    columns_batch,
     rfc3339_of_us,
 )
 from logwarden.collector.protocols.snappy import decompress_snappy
 from logwarden.collector.protocols.wire import fields, signed64
+from logwarden.collector.validation import _depth_exceeds
+from logwarden.formats import json_app, logfmt, registry
+from logwarden.formats import text as text_format
 from logwarden.formats.levels import LEVEL_ORIGINAL, normalize
+
+try:
+    from logwarden.collector.protocols import _loki_wire
+except ImportError:  # built without a C compiler: the Python decoder reads everything
+    _loki_wire = None
 
 PROTOBUF = "application/x-protobuf"
 DEFAULT_SERVICE_LABELS = ("service_name", "service", "app", "job")
@@ -59,6 +80,12 @@ MAX_ERRORS_IN_MESSAGE = 5
 _LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)', re.S)
 _ESCAPE = re.compile(r"\\(.)", re.S)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+#: The declared fields the compiled decoder writes (the standard log schema's).
+_COMPILED_DECLARED = ("timestamp", "level", "service", "message", "user_id", "request_id", "error_code", "duration_ms")
+_KEY_LISTS = (
+    json_app.TIME_KEYS, json_app.LEVEL_KEYS, json_app.MESSAGE_KEYS, json_app.SERVICE_KEYS, json_app.USER_KEYS,
+    json_app.REQUEST_KEYS, json_app.ERROR_KEYS, json_app.DURATION_MS_KEYS, json_app.STATUS_KEYS,
+)
 
 
 class _StreamError(Exception):
@@ -84,6 +111,24 @@ def parse_labels(text: str) -> dict[str, str]:
 
 def _text(buf: bytes, start: int, end: int) -> str:
     return buf[start:end].decode("utf-8", "replace")
+
+
+_CONFIGURED: list[frozenset[str]] = []
+
+
+@functools.lru_cache(maxsize=4096)
+def _logfmt_level(level_key: str | None, level: str | None, status_key: str | None, status: str | None) -> str:
+    """The level ``formats.json_app.map_fields`` gives a logfmt line whose level and HTTP status pairs
+    (the ones it picks) are these."""
+    fields = {key: value for key, value in ((level_key, level), (status_key, status)) if key is not None}
+    return json_app.map_fields(fields, logfmt.NAME).level
+
+
+def _configure_compiled(schema: Schema) -> None:
+    """Tell the compiled decoder the key lists of ``map_fields`` and the names an attribute may not take."""
+    if not _CONFIGURED or _CONFIGURED[0] != schema.reserved:
+        _loki_wire.configure(_KEY_LISTS, sorted(schema.reserved))
+        _CONFIGURED[:] = [schema.reserved]
 
 
 # the protocol ------------------------------------------------------------------------------------
@@ -112,19 +157,126 @@ class LokiPush(HttpProtocol):
         return records.raw_records(raw_of)
 
     def decode_batch(self, request: ProtocolRequest, decoder: BatchDecoder) -> DecodedBatch:
-        records, raw_of = self._read(request, decoder.max_body_bytes)
-        return records.batch(decoder, raw_of)
+        records = NativeRecords()
+        if request.content_type == PROTOBUF:
+            body = self._protobuf_body(request, decoder.max_body_bytes)
+            batch = self._compiled_batch(body, decoder)
+            if batch is not None:
+                return batch
+            self._read_protobuf(records, body)
+            return records.batch(decoder, bytes)
+        batch = self._compiled_json_batch(request.body, decoder)
+        if batch is not None:
+            return batch
+        self._read_json(records, request.body)
+        return records.batch(decoder, orjson.dumps)
 
     def _read(self, request: ProtocolRequest, max_body: int) -> tuple[NativeRecords, Any]:
         records = NativeRecords()
         if request.content_type == PROTOBUF:
-            body = request.body
-            if (request.headers.get("Content-Encoding") or "").strip().lower() != "snappy":
-                body = decompress_snappy(body, max_body)
-            self._read_protobuf(records, body)
+            self._read_protobuf(records, self._protobuf_body(request, max_body))
             return records, bytes
         self._read_json(records, request.body)
         return records, orjson.dumps
+
+    @staticmethod
+    def _protobuf_body(request: ProtocolRequest, max_body: int) -> bytes:
+        if (request.headers.get("Content-Encoding") or "").strip().lower() != "snappy":
+            return decompress_snappy(request.body, max_body)
+        return request.body
+
+    # the compiled decoder ----------------------------------------------------------------------------
+    def _compiled_ready(self, decoder: BatchDecoder) -> bool:
+        """Whether the compiled decoder may read for ``decoder`` (configured for this schema)."""
+        if _loki_wire is None or decoder.columnar is None or self.schema.declared != _COMPILED_DECLARED:
+            return False
+        if registry.get(logfmt.NAME).parse is not logfmt.parse or registry.get(text_format.NAME).parse is not \
+                text_format.parse:
+            return False  # a parser replaced: the lines are read as it says, in Python
+        _configure_compiled(self.schema)
+        return True
+
+    def _compiled_batch(self, body: bytes, decoder: BatchDecoder) -> DecodedBatch | None:
+        """The batch of a protobuf push read by the compiled decoder, or None (the Python decoder then)."""
+        if not self._compiled_ready(decoder):
+            return None
+        limits = decoder.validator.limits
+        read = _loki_wire.push_columns(
+            body, self._compiled_stream, lambda *entry: self._compiled_entry(limits, *entry), limits.max_fields,
+            _logfmt_level,
+        )
+        if read is None:
+            return None
+        count, columns, attributes, payload = read
+        return columns_batch(decoder, count, columns, attributes, payload)
+
+    def _compiled_json_batch(self, body: bytes, decoder: BatchDecoder) -> DecodedBatch | None:
+        """The batch of a JSON push whose entries the compiled decoder read, or None (the Python decoder
+        then: it also names what is wrong with a body)."""
+        if not self._compiled_ready(decoder):
+            return None
+        try:
+            document = orjson.loads(body[3:] if body.startswith(BOM) else body)
+        except orjson.JSONDecodeError:
+            return None
+        streams = document.get("streams") if isinstance(document, dict) else None
+        if not isinstance(streams, list):
+            return None
+        limits = decoder.validator.limits
+        out = _loki_wire.Output(limits.max_fields, _logfmt_level)
+        entry_of = lambda *entry: self._compiled_entry(limits, *entry)  # noqa: E731
+        for item in streams:
+            values = item.get("values") if isinstance(item, dict) else None
+            labels = item.get("stream") if isinstance(item, dict) else None
+            if not isinstance(values, list):
+                return None
+            if not values:
+                continue
+            if not isinstance(labels, dict) or not all(isinstance(value, str) for value in labels.values()):
+                return None
+            if not _loki_wire.json_entries(out, self._stream_info(self._stream(labels)), values, entry_of):
+                return None
+        parts = out.batch_parts()
+        return None if parts is None else columns_batch(decoder, *parts)
+
+    def _compiled_stream(self, labels: bytes) -> tuple | None:
+        """What the compiled decoder needs of a stream (see ``_loki_wire.push_columns``), or None when its
+        labels cannot be read."""
+        try:
+            return self._stream_info(self._stream(parse_labels(labels.decode("utf-8", "replace"))))
+        except _StreamError:
+            return None
+
+    @staticmethod
+    def _stream_info(stream: tuple[str | None, Any, dict[str, Any], Shared]) -> tuple:
+        service, label, declared, shared = stream
+        level = normalize(label) if label is not None else None
+        original = label if label is not None and label != level else None
+        lines = not declared
+        return stream, service, level, original, shared.text, tuple(shared.fields), lines
+
+    def _compiled_entry(
+        self, limits: Any, stream: Any, nanos: int, line: bytes, metadata: dict[str, str] | None
+    ) -> tuple[dict[str, Any], bytes, str | None] | None:
+        """One entry decoded by the Python code for the compiled decoder: its declared fields, JSON line
+        and attributes text, or None when the body needs the per-record path (``NativeRecords.fast_batch``'s
+        tests)."""
+        records = NativeRecords()
+        self._entry(records, stream, nanos, line, metadata, None)
+        if not records.clean:
+            return None
+        declared, extras, shared = records.declared[0], records.extras[0], records.shared[0]
+        if len(declared) + len(extras) + len(shared.fields) > limits.max_fields:
+            return None
+        if records.nested[0] and _depth_exceeds(list(extras.values()) + list(shared.fields.values()), limits.max_depth):
+            return None
+        if shared.fields and extras and not extras.keys().isdisjoint(shared.fields):
+            return None
+        try:
+            line_text, extra_text = _texts(declared, extras, shared)
+        except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError):
+            return None
+        return declared, line_text, None if extra_text == b"{}" else extra_text.decode()
 
     # streams -----------------------------------------------------------------------------------
     def _stream(self, labels: dict[str, str]) -> tuple[str | None, Any, dict[str, Any], Shared]:

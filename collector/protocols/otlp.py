@@ -25,6 +25,15 @@ scope attribute nesting too deep is replaced, its records kept); a body nesting 
 runtime's or orjson's own limit, a truncated protobuf, or a string that is not UTF-8 (proto3 strings
 must be; the OpenTelemetry Collector refuses them too) is a 400.
 
+Speed: a body first goes to the compiled decoder (``_otlp_wire.pyx``, when built): for protobuf it walks
+the wire bytes, for JSON the log records orjson parsed, and makes the columns, attributes text and
+write-ahead lines of the Python fast path byte for byte; resources and scopes are still converted here,
+once per group. It covers scalar values and bodies (strings, integers, booleans, doubles, bytes); it
+leaves the body to the Python decoders below (same answers, slower) for structured values or bodies,
+anything malformed or not UTF-8, a field sent twice, one attribute name twice in a record, an attribute
+named ``attributes.*``, a record over the field limit, OTLP JSON lines, JSON values in unusual forms
+(see the module), and whatever the columnar checks doubt.
+
 Answers follow the OTLP/HTTP specification: 200 with an ``ExportLogsServiceResponse`` in the request's
 encoding, with ``partial_success`` (``rejected_log_records``, ``error_message``) when records were
 rejected, even all of them (they are in the dead-letter store: retrying would not help); 400 with a
@@ -37,7 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 from google.protobuf.message import DecodeError
@@ -46,7 +55,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from logwarden.collector.batch import BatchDecoder, DecodedBatch
 from logwarden.collector.decoding import BOM, BodyError, RawRecord
@@ -57,10 +68,16 @@ from logwarden.collector.protocols.records import (
     NativeRecords,
     Schema,
     Shared,
+    columns_batch,
     now_us,
     rfc3339_of_us,
 )
 from logwarden.formats.levels import INFO, LEVEL_ORIGINAL, from_otel, normalize
+
+try:
+    from logwarden.collector.protocols._otlp_wire import JsonLogs, decode_logs
+except ImportError:  # installed without a C compiler: the Python decoder alone
+    JsonLogs = decode_logs = None
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -71,6 +88,10 @@ MAX_ERRORS_IN_MESSAGE = 5
 RESERVED = ("trace_id", "span_id", "trace_flags", "event_name", LEVEL_ORIGINAL, "body")
 _RESERVED_PREFIXES = ("resource.", "scope.")
 _OTLP_JSON_START = re.compile(rb'\A(?:\xef\xbb\xbf)?[ \t\r\n]*\{[ \t\r\n]*"(?:resourceLogs|resource_logs)"')
+#: ``SeverityNumber`` names (OTLP JSON may send them) and their numbers.
+_SEVERITIES = dict(SeverityNumber.items())
+#: The declared fields every record has (an attribute so named never fills them).
+_USUAL = frozenset(("timestamp", "level", "service", "message"))
 # gRPC status codes of the HTTP statuses this protocol answers (google.rpc.Code)
 _GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 408: 4, 413: 3, 415: 3, 429: 8, 500: 13, 503: 14}
 
@@ -159,6 +180,64 @@ def _lenient(convert: Any, pairs: Any, limit: int) -> dict[str, Any]:
         except _TooDeep:
             out[pair.key] = TOO_DEEP
     return out
+
+
+def _pb_resource(resource: Resource, limit: int) -> tuple[str, dict[str, Any]]:
+    """The service of a resource and its other attributes as ``resource.<name>`` fields."""
+    attributes = _lenient(_pb_value, resource.attributes, limit)
+    service = attributes.pop("service.name", None)
+    if not isinstance(service, str) or not service:
+        if service is not None:
+            attributes["service.name"] = service
+        service = UNKNOWN_SERVICE
+    return service, {f"resource.{key}": value for key, value in attributes.items()}
+
+
+def _pb_shared(scope: InstrumentationScope, resource_fields: dict[str, Any], limit: int) -> Shared:
+    """The attributes a scope's records share: ``scope.*``, then the resource's."""
+    fields: dict[str, Any] = {}
+    if scope.name:
+        fields["scope.name"] = scope.name
+    if scope.version:
+        fields["scope.version"] = scope.version
+    if scope.attributes:
+        scope_attributes = _lenient(_pb_value, scope.attributes, limit)
+        fields.update((f"scope.{key}", value) for key, value in scope_attributes.items())
+    return Shared.of({**fields, **resource_fields})
+
+
+def _structured(pairs: Any) -> bool:
+    return any(pair.value.WhichOneof("value") in ("array_value", "kvlist_value") for pair in pairs)
+
+
+class _Groups:
+    """The resource and scope parts for the compiled decoder, converted by the helpers above (None: the
+    Python path decides, e.g. for structured values, whose nesting the protobuf runtime limits over the
+    whole request)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def resource(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
+        """A serialized ``Resource``'s service and ``resource.*`` fields."""
+        try:
+            resource = Resource.FromString(data)
+        except (DecodeError, RecursionError, ValueError):
+            return None
+        if _structured(resource.attributes):
+            return None
+        return _pb_resource(resource, self.limit)
+
+    def shared(self, data: bytes, resource_fields: dict[str, Any]) -> Shared | None:
+        """The shared attributes of a serialized ``InstrumentationScope`` and its resource's fields."""
+        try:
+            scope = InstrumentationScope.FromString(data)
+        except (DecodeError, RecursionError, ValueError):
+            return None
+        if _structured(scope.attributes):
+            return None
+        shared = _pb_shared(scope, resource_fields, self.limit)
+        return None if shared.nested else shared
 
 
 # JSON ------------------------------------------------------------------------------------------
@@ -298,6 +377,7 @@ class OtlpLogs(HttpProtocol):
         self.schema = schema or Schema(reserved=RESERVED)
         self.max_depth = max_depth
         self._plain_keys: set[str] = set()  # attribute names seen that clash with nothing
+        self._kinds: dict[str, int] | None = None
 
     def accepts(self, request: ProtocolRequest) -> bool:
         if request.content_type == PROTOBUF:
@@ -320,8 +400,60 @@ class OtlpLogs(HttpProtocol):
         return records.raw_records(raw_of)
 
     def decode_batch(self, request: ProtocolRequest, decoder: BatchDecoder) -> DecodedBatch:
+        if decode_logs is not None and decoder.columnar is not None:
+            if request.content_type == PROTOBUF:
+                batch = self._compiled_batch(request.body, decoder)
+            else:
+                batch = self._compiled_json(request.body, decoder)
+            if batch is not None:
+                return batch
         records, raw_of = self._read(request, decoder.validator.limits.max_depth)
         return records.batch(decoder, raw_of)
+
+    def _compiled_batch(self, body: bytes, decoder: BatchDecoder) -> DecodedBatch | None:
+        """The batch of a protobuf body made by the compiled decoder, or None (the Python path decides)."""
+        limits = decoder.validator.limits
+        groups = _Groups(limits.max_depth + 2)
+        decoded = decode_logs(
+            bytes(body), now_us(), groups.resource, groups.shared, _cached_level, self._fill_kinds(), limits.max_fields
+        )
+        if decoded is None:
+            return None
+        count, columns, attributes, payload = decoded
+        return columns_batch(decoder, count, columns, attributes, payload)
+
+    def _compiled_json(self, body: bytes, decoder: BatchDecoder) -> DecodedBatch | None:
+        """The batch of an OTLP JSON body, its records made by the compiled decoder, or None (the Python path
+        decides: JSON lines, anything malformed or unusual)."""
+        try:
+            document = orjson.loads(body[3:] if body.startswith(BOM) else body)
+        except orjson.JSONDecodeError:
+            return None
+        resource_logs = _get(document, "resourceLogs", "resource_logs") if isinstance(document, dict) else None
+        if not isinstance(resource_logs, list):
+            return None
+        limits = decoder.validator.limits
+        logs = JsonLogs(now_us(), _cached_level, self._fill_kinds(), limits.max_fields, 2 * len(body))
+        try:
+            for entry in resource_logs:
+                for service, shared, log_records in self._json_groups(entry, limits.max_depth + 2):
+                    if shared.nested or not logs.add_scope(service, shared, log_records, _SEVERITIES):
+                        return None
+        except BodyError:
+            return None
+        decoded = logs.columns()
+        return None if decoded is None else columns_batch(decoder, *decoded)
+
+    def _fill_kinds(self) -> dict[str, int]:
+        """The reserved names, each with how an attribute so named may fill a declared field (the compiled
+        decoder's codes: 0 it may not, 1 a string, 2 a number, 3 an integer)."""
+        if self._kinds is None:
+            codes = {"string": 1, "number": 2, "integer": 3}
+            fillable = self.schema.fillable
+            self._kinds = {
+                name: 0 if name in _USUAL else codes.get(fillable.get(name) or "", 0) for name in self.schema.reserved
+            }
+        return self._kinds
 
     def _read(self, request: ProtocolRequest, max_depth: int) -> tuple[NativeRecords, Any]:
         # values nesting past max_depth + 1 levels are refused while converting (the validator
@@ -338,26 +470,10 @@ class OtlpLogs(HttpProtocol):
             raise BodyError(f"not an OTLP ExportLogsServiceRequest: {exc}") from None
         records = NativeRecords()
         received = now_us()
-        place = self.schema.place
         for resource_logs in message.resource_logs:
-            resource = _lenient(_pb_value, resource_logs.resource.attributes, limit)
-            service = resource.pop("service.name", None)
-            if not isinstance(service, str) or not service:
-                if service is not None:
-                    resource["service.name"] = service
-                service = UNKNOWN_SERVICE
-            resource_fields = {f"resource.{key}": value for key, value in resource.items()}
+            service, resource_fields = _pb_resource(resource_logs.resource, limit)
             for scope_logs in resource_logs.scope_logs:
-                scope = scope_logs.scope
-                fields: dict[str, Any] = {}
-                if scope.name:
-                    fields["scope.name"] = scope.name
-                if scope.version:
-                    fields["scope.version"] = scope.version
-                if scope.attributes:
-                    scope_attributes = _lenient(_pb_value, scope.attributes, limit)
-                    fields.update((f"scope.{key}", value) for key, value in scope_attributes.items())
-                shared = Shared.of({**fields, **resource_fields})
+                shared = _pb_shared(scope_logs.scope, resource_fields, limit)
                 for log_record in scope_logs.log_records:
                     try:
                         self._add_pb(records, log_record, service, shared, received, limit)
@@ -437,6 +553,18 @@ class OtlpLogs(HttpProtocol):
         return records
 
     def _read_json_resource(self, records: NativeRecords, entry: Any, received: int, limit: int) -> None:
+        for service, shared, log_records in self._json_groups(entry, limit):
+            for log_record in log_records:
+                try:
+                    self._add_json(records, log_record, service, shared, received, limit)
+                except _TooDeep:
+                    records.add_error(f"a value nests deeper than {limit - 2} levels", log_record)
+                except (_BadRecord, ValueError, OverflowError, TypeError, AttributeError) as exc:
+                    records.add_error(f"cannot read the log record: {exc}", log_record)
+
+    def _json_groups(self, entry: Any, limit: int) -> Iterator[tuple[str, Shared, list]]:
+        """Each scope of one ``resourceLogs`` entry: its service, the attributes its records share and its
+        log records (BodyError when the entry is malformed)."""
         if not isinstance(entry, dict):
             raise BodyError("each resourceLogs entry must be an object")
         resource = entry.get("resource") or {}
@@ -471,13 +599,7 @@ class OtlpLogs(HttpProtocol):
             log_records = _get(scope_logs, "logRecords", "log_records", [])
             if not isinstance(log_records, list):
                 raise BodyError("logRecords must be a list")
-            for log_record in log_records:
-                try:
-                    self._add_json(records, log_record, service, shared, received, limit)
-                except _TooDeep:
-                    records.add_error(f"a value nests deeper than {limit - 2} levels", log_record)
-                except (_BadRecord, ValueError, OverflowError, TypeError, AttributeError) as exc:
-                    records.add_error(f"cannot read the log record: {exc}", log_record)
+            yield service, shared, log_records
 
     def _add_json(
         self, records: NativeRecords, log_record: Any, service: str, shared: Shared, received: int, limit: int

@@ -33,8 +33,10 @@ from typing import Any, Callable, Iterable
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from logwarden.collector.batch import BatchDecoder, DecodedBatch
+from logwarden.collector.batch import _merged as merged_attributes
 from logwarden.collector.decoding import RawRecord
 from logwarden.collector.validation import _depth_exceeds
 from logwarden.common.records import load_log_schema
@@ -244,6 +246,7 @@ def columns_batch(
     attributes: list[str | None],
     payload: bytes,
     skew: bool = True,
+    merge: bool | str = False,
 ) -> DecodedBatch | None:
     """The validated batch of ``count`` records given column by column, or None when any record needs the
     per-record path (a value of the wrong type, a check that fails, a level the checks would normalize).
@@ -251,6 +254,10 @@ def columns_batch(
     ``columns`` holds the declared fields some record has (``None`` where a record lacks it; the usual four
     always), ``attributes`` each record's attributes as JSON text (None for none), ``payload`` the records'
     NDJSON lines, in order: what the write-ahead log keeps. The compiled decoders call this too.
+    ``merge``: attributes the checks add (a normalized level's ``level_original``) are merged into
+    ``attributes`` as :meth:`~logwarden.collector.batch.BatchDecoder.mapped` merges them, instead of
+    giving None (``"absent"``: the attributes are objects as orjson writes them, none with a
+    ``level_original`` member; see :func:`merged_column`).
     """
     columnar = decoder.columnar
     if columnar is None:
@@ -268,14 +275,47 @@ def columns_batch(
     table = columnar.check(pa.Table.from_arrays(arrays, names=names), decoder.validator.clock() if skew else None)
     if table is None:
         return None
-    if table.column("attributes").null_count != table.num_rows:
-        return None  # the checks changed attributes (a level was normalized): let the per-record path say
+    added = table.column("attributes")
+    if added.null_count != table.num_rows:
+        if not merge:
+            return None  # the checks changed attributes (a level was normalized): let the per-record path say
+        attributes = merged_column(attributes, added.combine_chunks(), absent=merge == "absent")
     table = table.set_column(
         table.num_columns - 1, columnar.data_schema.field("attributes"), pa.array(attributes, pa.string())
     )
     if table.schema != decoder.data_schema:
         table = table.cast(decoder.data_schema)
     return DecodedBatch(table, payload, fast=True)
+
+
+def merged_column(mine: list[str | None] | pa.Array, added: pa.Array, absent: bool = False) -> pa.Array:
+    """The attributes ``mine`` merged with those the columnar check ``added``, as ``BatchDecoder.mapped``
+    merges them: column-wise where the added text is one key the record does not have (appended), the
+    other rows as ``mapped`` does them. ``absent``: the caller vouches that ``mine`` are objects as orjson
+    writes them, none with a top-level key the check adds (then a key found deeper is no clash)."""
+    ours = mine if isinstance(mine, pa.Array) else pa.array(mine, pa.string())
+    encoded = added.dictionary_encode()
+    keys = []
+    for text in encoded.dictionary.to_pylist():  # the few distinct texts the check adds
+        one = text.startswith('{"') and text.count('":') == 1
+        keys.append(text[1:text.index('":') + 1] if one else None)
+    key = pc.take(pa.array(keys, pa.string()), encoded.indices)
+    taken = pc.is_null(key)
+    if not absent:
+        for name in set(keys) - {None}:
+            taken = pc.or_(taken, pc.and_(pc.equal(key, name), pc.match_substring(ours, name)))
+    both = pc.and_(pc.is_valid(added), pc.is_valid(ours))
+    simple = pc.fill_null(pc.and_(both, pc.invert(taken)), False)
+    joined = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(ours, 0, -1), pc.utf8_slice_codeunits(added, 1), ","
+    )
+    merged = pc.if_else(pc.is_valid(added), pc.if_else(pc.is_valid(ours), joined, added), ours)
+    hard = pc.fill_null(pc.and_(both, pc.invert(simple)), False)
+    if pc.any(hard).as_py():
+        rows = pc.indices_nonzero(hard)
+        slow = merged_attributes(ours.take(rows).to_pylist(), added.take(rows).to_pylist())
+        merged = pc.replace_with_mask(merged, hard, pa.array(slow, pa.string()))
+    return merged
 
 
 def _texts(declared: dict[str, Any], extras: dict[str, Any], shared: Shared) -> tuple[bytes, bytes]:

@@ -28,12 +28,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-tcp", action="store_true", help="do not listen for TCP NDJSON")
     parser.add_argument("--no-syslog", action="store_true", help="do not listen for syslog (TCP and UDP)")
     parser.add_argument("--no-forward", action="store_true", help="do not listen for Fluent forward")
+    parser.add_argument("--instance", default=None, metavar="NAME",
+                        help="one of several collectors on this data dir: its write-ahead log is wal/NAME "
+                             "(the collector without a name adopts what a stopped instance left there)")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="listen beside other collectors on the same ports (SO_REUSEPORT: the kernel "
+                             "spreads connections over them)")
+    parser.add_argument("--admin-port", type=int, default=None,
+                        help="a port with this collector's own /health, /ready and /metrics (0 picks a free one)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT."""
     from logwarden.collector import run_collector
+    from logwarden.collector.instances import WalTaken
     from logwarden.common.parentdeath import exit_with_parent
     from logwarden.common.paths import DataDir
     from logwarden.security import stack_auth, stack_tls
@@ -56,11 +65,15 @@ def run(args: argparse.Namespace) -> int:
         config.syslog_port = None
     if args.no_forward:
         config.forward_port = None
+    config.reuse_port, config.admin_port = args.reuse_port, args.admin_port
     try:
-        run_collector(DataDir.at(args.data_dir), config, stack_auth(settings), settings.sources)
-    except ValueError as exc:  # e.g. a TLS certificate that cannot be loaded
+        run_collector(DataDir.at(args.data_dir, args.instance), config, stack_auth(settings), settings.sources)
+    except ValueError as exc:  # e.g. a TLS certificate that cannot be loaded, a bad instance name
         print(f"logwarden: {exc}", file=sys.stderr)
         return 2
+    except WalTaken as exc:
+        print(f"logwarden: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:  # e.g. a port already in use
         print(f"logwarden: cannot start the collector: {exc}", file=sys.stderr)
         return 1

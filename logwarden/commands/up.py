@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="collector syslog port, TCP (RFC 6587) and UDP (default: collector.syslog_port of --config)")
     parser.add_argument("--forward-port", type=int, default=None,
                         help="collector Fluent forward port (default: collector.forward_port of --config)")
+    parser.add_argument("--collectors", type=int, default=1, metavar="N",
+                        help="run N collector processes on the same ports (SO_REUSEPORT: the kernel spreads "
+                             "connections over them), each with its own write-ahead log (default 1)")
+    parser.add_argument("--collector-admin-port", type=int, default=8090, metavar="PORT",
+                        help="with --collectors N: the first collector's own /health and /metrics port, the "
+                             "next ones on PORT+1 ... (default 8090)")
     parser.add_argument("--api-port", type=int, default=8081,
                         help="API port: alerts, acknowledgement, search (default 8081)")
     parser.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
@@ -65,7 +71,8 @@ def _options(args: argparse.Namespace):
         dask_dashboard_port=None if args.no_dashboards else args.dask_dashboard_port,
         ray_address=args.ray_address, ray_dashboard_port=None if args.no_dashboards else args.ray_dashboard_port,
         dashboard_port=None if args.no_dashboards else args.dashboard_port,
-        demo=args.demo, demo_speed=args.demo_speed, demo_incidents=not args.demo_no_incidents)
+        demo=args.demo, demo_speed=args.demo_speed, demo_incidents=not args.demo_no_incidents,
+        collectors=args.collectors, collector_admin_port=args.collector_admin_port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
     from logwarden.clusters import EXIT_CLUSTER_LOST, ClusterLost
     from logwarden.stack import Stack
 
-    stack = Stack(_options(args))
+    try:
+        stack = Stack(_options(args))
+    except ValueError as exc:  # options that contradict each other
+        print(f"logwarden: {exc}", file=sys.stderr, flush=True)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -17,6 +17,20 @@ alerts of the same episode are throttled by ``realert``. Once event time (the wa
 ``until``, a resolved event stamped at ``until`` follows. Alerts are stamped with the event time
 at which the condition started to hold (not with the time the batch arrived), so the same data
 gives the same alerts however it is cut into batches.
+
+Out of order (several collectors, late shippers): a batch may hold events older than ones already
+seen. A condition those events make hold at an earlier moment is still found, and alerted stamped at
+that moment; when it is the start of an episode that already alerted, ``realert`` counts from it
+(``_late_moment``); so does a repeat alert due earlier than the one sent. As long as every event is
+within ``allowed_lateness`` of the newest seen when it arrives and ``realert`` is at least the
+lateness, every firing alert of event order is sent, stamped alike, and every key's last resolved
+event is the one of event order (tests/monitoring/test_out_of_order.py). An alert already sent is
+never withdrawn, so where alerts went out before earlier events arrived the order shows, only inside
+an episode of event order: an extra firing alert (or one with the count known then), or an episode
+resolved and fired again across a gap those events later filled. ``flatline`` decides when the
+watermark reaches a silence, see its module. A resolved episode is final: a moment at or before its
+end raises nothing (the kinds resolved by the watermark see such moments only from events beyond the
+lateness; they are counted in ``late_events``).
 """
 from __future__ import annotations
 
@@ -55,6 +69,7 @@ class KeyAlert:
     last_true_us: int = 0
     start_us: int = 0
     ref: int = 0  # the key's hash, for kinds that keep state by hash
+    previous_alert_us: int | None = None  # the open episode's alert before the last, if any
 
 
 class Rule(ABC):
@@ -156,6 +171,8 @@ class Rule(ABC):
         then the firing alert unless the open episode alerted less than ``realert`` ago."""
         out: list[Anomaly] = []
         state = self.alerts.get(key)
+        if state is not None and (at_us < state.last_alert_us or (not state.active and at_us < state.last_true_us)):
+            return self._late_moment(state, at_us, until_us, build)
         if state is not None and state.active and state.last_true_us < at_us:
             out.append(resolved(key, state))
             state.active = False
@@ -165,12 +182,34 @@ class Rule(ABC):
             state.last_true_us = max(state.last_true_us, until_us)
             if at_us - state.last_alert_us < self.realert_us:
                 return out
+            state.previous_alert_us = state.last_alert_us
         else:
-            state.active, state.start_us = True, at_us
+            state.active, state.start_us, state.previous_alert_us = True, at_us, None
             state.last_true_us = until_us
         state.last_alert_us = at_us
         out.append(build())
         return out
+
+    def _late_moment(self, state: KeyAlert, at_us: int, until_us: int, build: Callable[[], Anomaly]) -> list[Anomaly]:
+        """A moment earlier than the key's last alert, found once out-of-order events arrived.
+
+        Before the open episode's start: the episode started earlier than known, so its first alert
+        is sent now, stamped at ``at_us``, and ``realert`` counts from it. Within the open episode: the
+        episode may last longer, and when ``realert`` had passed at ``at_us`` since the alert before the
+        last, the repeat alert is sent now, stamped at ``at_us``, and ``realert`` counts from it. Within
+        or before a resolved episode: nothing, a resolved episode is final."""
+        if not state.active:
+            return []
+        state.last_true_us = max(state.last_true_us, until_us)
+        if at_us < state.start_us:
+            state.start_us = state.last_alert_us = at_us
+            state.previous_alert_us = None
+            return [build()]
+        previous = state.previous_alert_us
+        if previous is None or at_us - previous < self.realert_us:
+            return []
+        state.last_alert_us = at_us
+        return [build()]
 
     def run_episodes(self, key: str, at: np.ndarray, until: np.ndarray, build: Callable[[int], Anomaly],
                      resolved: Callable[[str, KeyAlert], Anomaly], ref: int = 0) -> list[Anomaly]:
@@ -184,12 +223,22 @@ class Rule(ABC):
             state = self.alerts[key]
             later = new_episode[np.searchsorted(new_episode, j, "right"):]
             k_episode = int(later[0]) if len(later) else len(at)
-            k_realert = max(j + 1, int(np.searchsorted(at, state.last_alert_us + self.realert_us, "left")))
-            k = min(k_episode, k_realert)
+            k = min(k_episode, self._next_alerting(at, j, state))
             if k - 1 > j:
                 self.extend_episode(key, int(until[j + 1:k].max()))
             j = k
         return anomalies
+
+    def _next_alerting(self, at: np.ndarray, j: int, state: KeyAlert) -> int:
+        """The first of the moments after ``at[j]`` that can alert: ``realert`` after the last alert, or,
+        among moments earlier than it (found late), ``realert`` after the alert before the last."""
+        late_until = int(np.searchsorted(at, state.last_alert_us, "left"))
+        if j + 1 < late_until and state.active:
+            previous = state.previous_alert_us
+            if previous is not None:
+                late_until = min(late_until, int(np.searchsorted(at, previous + self.realert_us, "left")))
+            return max(j + 1, late_until)
+        return max(j + 1, int(np.searchsorted(at, state.last_alert_us + self.realert_us, "left")))
 
     def extend_episode(self, key: str, until_us: int) -> None:
         """The open episode of ``key`` lasts at least until ``until_us``."""

@@ -5,7 +5,10 @@ least one whole window after the key was first seen) until an event brings the c
 It fires at that moment, computed from the events' times, once the watermark reaches it: so it
 fires for a key that sends nothing at all, as long as event time moves (other keys' records, other
 shards' batches, or the idle advance of a live system). One episode gives one alert and one resolved
-event, so it does not flap. A key silent for ``forget_after`` is forgotten.
+event, so it does not flap. The resolved event is stamped at the first event that arrived bringing the
+count back; it is final, so an earlier event of the silence arriving later (within the lateness) moves
+neither it nor the alert. Likewise the silence is decided when the watermark reaches it: an event of
+its first ``allowed_lateness`` arriving after a later one leaves an alert event order would not give. A key silent for ``forget_after`` is forgotten.
 
 State per key: its last N event times (``KeyedTimes`` with ``keep_last``; while a key has had fewer
 than N events the oldest kept is the first ever seen), its name and its last sample line. Finding
@@ -136,7 +139,7 @@ class FlatlineRule(Rule):
                 q = end + int(recovered[0])
                 covered[key_hash] = q
                 at = int(merged.times[q])
-                del self.alerts[key]
+                self._end_episode(key, at)
                 anomalies.append(self.resolved(key, at - self.window_us, at, int(merged.count[q])))
             else:
                 self.silent[key_hash] = key
@@ -162,11 +165,17 @@ class FlatlineRule(Rule):
             key = self.silent.pop(key_hash, None)
             if key is None:
                 continue
-            state = self.alerts.pop(key)
-            at = max(int(probe.times[q]), state.start_us)
+            at = max(int(probe.times[q]), self.alerts[key].start_us)
+            self._end_episode(key, at)
             recovered[key_hash] = int(probe.times[q])
             anomalies.append(self.resolved(key, at - self.window_us, at, int(probe.count[q])))
         return anomalies
+
+    def _end_episode(self, key: str, at_us: int) -> None:
+        """The silence of ``key`` ended at ``at_us``; its state stays so that a late event of the silence
+        finds it resolved (final) rather than reporting it again."""
+        state = self.alerts[key]
+        state.active, state.last_true_us = False, at_us
 
     def evaluate(self) -> list[Anomaly]:
         watermark = self.watermark_us

@@ -5,6 +5,14 @@ It fires at the first event whose count meets the threshold, and again at most e
 while the condition keeps holding. The condition then holds until the N-th most recent event
 leaves the window; the resolved event is stamped at that moment.
 
+Out of order: a batch reaching back before events already held raises their window counts too;
+those held events are evaluated again (one ``cumsum`` over the merged view: which windows a new event
+entered), so a crossing completed by earlier events is found, stamped at the held event where the
+count first meets the threshold, and an open episode's end moves on. A batch no older than the
+newest event seen (the common case) skips this. Events beyond what the windows hold (older than the
+watermark minus the window) are counted in ``too_late_events`` and raise nothing: their windows are
+no longer whole.
+
 State: the matching events' times per key in ``KeyedTimes`` (16 bytes an event within the window),
 and the last five sample lines of the keys close to the threshold only.
 """
@@ -55,15 +63,30 @@ class FrequencyRule(Rule):
             return []
         times = timestamps_of(matched)[rows]
         watermark = self.watermark_us
-        if watermark is not None:
-            self.too_late_events += int(np.count_nonzero(times <= watermark - self.window_us))
+        too_late = None if watermark is None else watermark - self.window_us
+        if too_late is not None:
+            self.too_late_events += int(np.count_nonzero(times <= too_late))
+        in_order = self.max_event_us is None or int(times.min()) >= self.max_event_us
         merged = self.events.add(keys.hashes[rows], times)
-        positions = np.flatnonzero(merged.is_new & (merged.count >= self.need))
+        positions = self._crossings(merged, in_order)
+        if not in_order and too_late is not None and len(positions):
+            positions = positions[merged.times[positions] > too_late]  # their windows are no longer whole
         anomalies: list[Anomaly] = []
         if len(positions):
             anomalies = self._fire(matched, keys, rows, merged, positions)
         self._keep_samples(matched, rows, merged)
         return anomalies
+
+    def _crossings(self, merged: Any, in_order: bool) -> np.ndarray:
+        """Merged positions to evaluate: new events meeting the threshold and, when the batch reaches
+        back before events already held, the held events meeting it whose window the batch entered
+        (their count, and so the moment their condition stops holding, changed)."""
+        meets = merged.count >= self.need
+        if in_order:  # no held event is later than the batch: none of their windows changed
+            return np.flatnonzero(merged.is_new & meets)
+        new_so_far = np.cumsum(merged.is_new, dtype=np.int64)
+        before_window = np.where(merged.lower > 0, new_so_far[np.maximum(merged.lower - 1, 0)], 0)
+        return np.flatnonzero(meets & (new_so_far > before_window))
 
     def _fire(self, matched: pa.Table, keys: Any, rows: np.ndarray, merged: Any,
               positions: np.ndarray) -> list[Anomaly]:
@@ -72,9 +95,11 @@ class FrequencyRule(Rule):
         groups = merged.group[positions]
         bounds = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1], [True])))
         anomalies: list[Anomaly] = []
-        for first, last in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        new_positions = np.flatnonzero(merged.is_new)
+        first_new = new_positions[np.searchsorted(merged.group[new_positions], groups[bounds[:-1]])]
+        for g, (first, last) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
             key_hash = int(merged.unique_hashes[groups[first]])
-            key = keys.text(int(rows[merged.batch_row[positions[first]]]))
+            key = keys.text(int(rows[merged.batch_row[first_new[g]]]))
             anomalies += self.run_episodes(
                 key, at[first:last], until[first:last],
                 lambda j, first=first, key=key, key_hash=key_hash: self._firing(

@@ -5,9 +5,15 @@ when, within ``(t - window, t]``, the earlier steps happened in order: ``min_cou
 then (after the last of those) ``min_count`` events of step 2, and so on. The value is the number of
 first-step events in the window. The episode resolves once no new completion has come for
 ``realert`` (or ``window``, if longer).
+
+Out of order: a batch with events older than ones already held is inserted in time order and every
+last-step event of its keys from its earliest event on is checked again, so a sequence completed by
+earlier steps arriving late still fires (stamped at its last-step event). Events of the same moment
+count towards each other there, whatever their arrival order.
 """
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from typing import Any
 
@@ -60,6 +66,8 @@ class SequenceRule(Rule):
         times = timestamps_of(matched)
         involved = involved[keys.valid[involved]]
         involved = involved[np.argsort(times[involved], kind="stable")]
+        if len(involved) and self.max_event_us is not None and int(times[involved[0]]) < self.max_event_us:
+            return self._out_of_order(matched, masks, keys, times, involved)
         last = len(self.steps) - 1
         anomalies: list[Anomaly] = []
         for row in involved.tolist():
@@ -78,6 +86,41 @@ class SequenceRule(Rule):
                 lambda key=key, at=at, first_us=first_us, value=value, row=row: self.anomaly(
                     key, at - self.window_us, at, value, first_us=first_us, last_us=at,
                     samples=sample_rows(matched, [row])),
+                self._resolved)
+        return anomalies
+
+    def _out_of_order(self, matched: pa.Table, masks: np.ndarray, keys: Any, times: np.ndarray,
+                      involved: np.ndarray) -> list[Anomaly]:
+        """A batch reaching back before events already held: insert its events where they belong, then
+        check, in event time order, every last-step event of its keys from its earliest event on (held
+        ones included: earlier steps arriving now may complete them)."""
+        last = len(self.steps) - 1
+        earliest: dict[str, int] = {}
+        rows_at: dict[tuple[str, int], int] = {}
+        for row in involved.tolist():
+            key, at = keys.text(row), int(times[row])
+            earliest.setdefault(key, at)
+            lists = self.times.setdefault(key, [deque() for _ in self.steps])
+            for step in np.flatnonzero(masks[:, row]).tolist():
+                lists[step].insert(bisect.bisect_right(lists[step], at), at)
+            if masks[last, row]:
+                rows_at.setdefault((key, at), row)
+        watermark = self.watermark_us
+        horizon = -1 if watermark is None else watermark - self.window_us  # windows no longer whole
+        moments = sorted((at, key) for key, since in earliest.items() for at in self.times[key][last]
+                         if at >= since and at > horizon)
+        anomalies: list[Anomaly] = []
+        for at, key in moments:
+            completes = self._complete(self.times[key], at)
+            if completes is None:
+                continue
+            first_us, value = completes
+            row = rows_at.get((key, at))
+            anomalies += self.open_episode(
+                key, at, at + self.quiet_us,
+                lambda key=key, at=at, first_us=first_us, value=value, row=row: self.anomaly(
+                    key, at - self.window_us, at, value, first_us=first_us, last_us=at,
+                    samples=sample_rows(matched, [] if row is None else [row])),
                 self._resolved)
         return anomalies
 

@@ -86,13 +86,14 @@ def test_the_official_client_connects_and_its_bulk_helper_ships_ecs_documents(se
 
 def test_refused_items_are_named_in_the_answer_and_dead_lettered_the_others_kept(server):
     es = client(server)
-    docs = [ECS_DOCS[0], {"@timestamp": "yesterday", "message": "bad time"}, ECS_DOCS[1]]
+    docs = [ECS_DOCS[0], {"@timestamp": "yesterday", "message": "bad time"}, ECS_DOCS[1],
+            {"@timestamp": "2026-11-22T10:00:00+24:00", "message": "offset out of range"}]
     with pytest.raises(helpers.BulkIndexError) as caught:
         helpers.bulk(es, actions(docs))
-    (failure,) = caught.value.errors
-    assert failure["index"]["status"] == 400 and failure["index"]["_id"] == "id-1"
-    assert failure["index"]["error"]["type"] == "document_parsing_exception"
-    assert "timestamp" in failure["index"]["error"]["reason"]
+    assert [(f["index"]["status"], f["index"]["_id"]) for f in caught.value.errors] == [(400, "id-1"), (400, "id-3")]
+    for failure in caught.value.errors:
+        assert failure["index"]["error"]["type"] == "document_parsing_exception"
+        assert "timestamp" in failure["index"]["error"]["reason"]
     ok, errors = helpers.bulk(
         es, [{"_op_type": "delete", "_index": "logs-app", "_id": "x"}, *actions(ECS_DOCS[2:])], raise_on_error=False
     )
@@ -105,6 +106,7 @@ def test_refused_items_are_named_in_the_answer_and_dead_lettered_the_others_kept
     )
     letters = server.letters()
     assert {letter.protocol for letter in letters} == {"elasticsearch"}
+    assert any(b"offset out of range" in letter.raw for letter in letters)
     bad = next(letter for letter in letters if b"bad time" in letter.raw)
     assert orjson.loads(bad.raw) == {"@timestamp": "yesterday", "message": "bad time"}  # the document as sent
     assert bad.tenant == "acme"

@@ -58,6 +58,25 @@ class DaskPair:
         terminate(procs)
 
 
+
+def free_ports(count: int) -> list[int]:
+    """``count`` consecutive free ports (as ``--collector-admin-port`` hands them out)."""
+    while True:
+        first = free_port()
+        ports = list(range(first, first + count))
+        if all(_bindable(port) for port in ports[1:]):
+            return ports
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class StackProcess:
     """``logwarden up`` as a child process, with the helpers a test needs to look at it.
 
@@ -65,7 +84,7 @@ class StackProcess:
     ``ingest_token`` and ``read_token``, they send records and read metrics with those tokens."""
 
     def __init__(self, data_dir: Path, ray: "RayHead | None", extra: list[str] = (), cert: Path | None = None,
-                 ingest_token: str | None = None, read_token: str | None = None) -> None:
+                 ingest_token: str | None = None, read_token: str | None = None, collectors: int = 1) -> None:
         self.data_dir = data_dir
         self.cert = cert
         self.ingest_token = ingest_token
@@ -77,6 +96,10 @@ class StackProcess:
                         "--api-port", str(self.api_port), "--syslog-port", str(free_port()), *extra]
         if ray:
             self.command += ["--ray-address", ray.address]
+        # several collectors: each one's /metrics is on its own admin port (the shared port answers for any)
+        self.admin_ports = free_ports(collectors) if collectors > 1 else []
+        if self.admin_ports:
+            self.command += ["--collectors", str(collectors), "--collector-admin-port", str(self.admin_ports[0])]
         self.log_path = data_dir.parent / f"{data_dir.name}-up.log"
         self.popen: subprocess.Popen | None = None
         self.descendants: dict[int, psutil.Process] = {}
@@ -154,9 +177,15 @@ class StackProcess:
         return response.json()
 
     def accepted(self, protocol: str) -> float:
-        """Records the collector reports accepted over ``protocol`` (from /metrics)."""
-        answer = requests.get(f"{self.http_url}/metrics", headers=self.bearer(self.read_token), timeout=10,
-                              verify=self.verify)
+        """Records the collectors report accepted over ``protocol`` (from /metrics)."""
+        if self.admin_ports:
+            return sum(self.accepted_by(port, protocol) for port in self.admin_ports)
+        return self.accepted_by(self.http_port, protocol)
+
+    def accepted_by(self, port: int, protocol: str) -> float:
+        """Records the collector whose /metrics is on ``port`` reports accepted over ``protocol``."""
+        answer = requests.get(f"{self.scheme}://127.0.0.1:{port}/metrics", headers=self.bearer(self.read_token),
+                              timeout=10, verify=self.verify)
         assert answer.status_code == 200, answer.text
         text = answer.text
         total = 0.0

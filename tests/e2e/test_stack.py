@@ -30,11 +30,12 @@ def lake_count(stack: StackProcess) -> int:
     return rows[0][0] if rows else 0
 
 
-def send_incidents(stack: StackProcess) -> int:
+def send_incidents(stack: StackProcess, pause: float = 0.0) -> int:
     """In event-time order, as live services would: 20-second slices rotating over HTTP NDJSON, an HTTP
-    JSON array and TCP NDJSON; returns how many records were sent."""
+    JSON array and TCP NDJSON, ``pause`` seconds apart; returns how many records were sent."""
     records = incident_records()
     for n, chunk in enumerate(time_chunks(records)):
+        time.sleep(pause)
         if n % 3 == 0:
             assert stack.post(ndjson(chunk))["accepted"] == len(chunk)
         elif n % 3 == 1:
@@ -189,3 +190,4 @@ def test_small_files_are_compacted_while_traffic_flows(tmp_path, ray_head):
         assert stack.stop() == 0
     finally:
         stack.kill()
+
