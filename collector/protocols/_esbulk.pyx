@@ -237,6 +237,15 @@ cdef inline int _same_key(TextBuf* buf, Py_ssize_t a, Py_ssize_t alen, Py_ssize_
     return alen == blen and memcmp(buf.data + a, buf.data + b, alen) == 0
 
 
+cdef inline Py_ssize_t _literal(const unsigned char* s, Py_ssize_t pos, Py_ssize_t end, TextBuf* out,
+                                const char* word, Py_ssize_t length) except? -2:
+    """``true``, ``false`` or ``null`` at ``pos``, copied to ``out``: the position after it, or FAIL."""
+    if pos + length <= end and memcmp(s + pos, word, length) == 0:
+        tb_write(out, word, length)
+        return pos + length
+    return FAIL
+
+
 cdef Py_ssize_t _value(const unsigned char* s, Py_ssize_t pos, Py_ssize_t end, TextBuf* out, TextBuf* tmp,
                        int depth, int max_depth, int* kind, int* simple) except -2:
     """Any JSON value at ``pos`` (whitespace skipped before it) written canonically; FAIL when not handled."""
@@ -256,22 +265,13 @@ cdef Py_ssize_t _value(const unsigned char* s, Py_ssize_t pos, Py_ssize_t end, T
         return _container(s, pos, end, out, tmp, depth + 1, max_depth, NULL, NULL, NULL)
     if c == 116:
         kind[0] = K_TRUE
-        if pos + 4 <= end and memcmp(s + pos, b"true", 4) == 0:
-            tb_write(out, b"true", 4)
-            return pos + 4
-        return FAIL
+        return _literal(s, pos, end, out, b"true", 4)
     if c == 102:
         kind[0] = K_FALSE
-        if pos + 5 <= end and memcmp(s + pos, b"false", 5) == 0:
-            tb_write(out, b"false", 5)
-            return pos + 5
-        return FAIL
+        return _literal(s, pos, end, out, b"false", 5)
     if c == 110:
         kind[0] = K_NULL
-        if pos + 4 <= end and memcmp(s + pos, b"null", 4) == 0:
-            tb_write(out, b"null", 4)
-            return pos + 4
-        return FAIL
+        return _literal(s, pos, end, out, b"null", 4)
     if c == 45 or 48 <= c <= 57:
         kind[0] = K_NUMBER
         return _number(s, pos, end, out, simple)
