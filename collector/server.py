@@ -200,6 +200,7 @@ class CollectorServer:
             await self.sources.stop()
         await self.ingestor.stop()
         self.executor.shutdown(wait=True)
+        self._wal_lock.close()  # the write-ahead log is flushed: another collector may take the folder
         log.info("collector stopped")
 
     async def serve(self) -> None:
